@@ -1,0 +1,35 @@
+# The two commands of the README. Each builds its own pinned environment in .venv first.
+PY      := .venv/bin/python
+VENV_OK := .venv/.installed
+
+.PHONY: reproduce test env sync-check clean-nbs export
+
+env: $(VENV_OK)
+$(VENV_OK): requirements.lock setup.py settings.ini
+	python3 -m venv .venv
+	.venv/bin/pip install -q --disable-pip-version-check -r requirements.lock
+	.venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(VENV_OK)
+
+## Reproduce the paper's results at the default, CPU-sized profile (into results/).
+reproduce: $(VENV_OK)
+	.venv/bin/ikm reproduce --profile cpu
+
+## All tests: notebooks and library in sync, the notebooks as tests, pytest.
+test: $(VENV_OK) sync-check
+	.venv/bin/nbdev_test --n_workers 2 --timing
+	.venv/bin/python -m pytest -q tests
+
+## Fails when nbdev_export would change ikm_nb/ (notebooks are the source).
+sync-check: $(VENV_OK)
+	@tmp=$$(mktemp -d) && cp -a ikm_nb $$tmp/ && .venv/bin/nbdev_export && \
+	if ! diff -rq -x __pycache__ $$tmp/ikm_nb ikm_nb; then \
+	  rm -rf ikm_nb && cp -a $$tmp/ikm_nb ikm_nb; \
+	  echo "ikm_nb/ is out of sync with nbs/: run nbdev_export and commit"; exit 1; fi; \
+	rm -rf $$tmp; echo "ikm_nb/ in sync with nbs/"
+
+export: $(VENV_OK)
+	.venv/bin/nbdev_export
+clean-nbs: $(VENV_OK)
+	.venv/bin/nbdev_clean
