@@ -5,4 +5,10 @@ d = { 'settings': { 'branch': 'main',
                 'doc_host': 'https://ikm-nb.github.io',
                 'git_url': 'https://github.com/ikm-nb/ikm_nb',
                 'lib_path': 'ikm_nb'},
-  'syms': {}}
+  'syms': { 'ikm_nb.utils': { 'ikm_nb.utils.atomic_path': ('utils.html#atomic_path', 'ikm_nb/utils.py'),
+                              'ikm_nb.utils.atomic_torch_save': ('utils.html#atomic_torch_save', 'ikm_nb/utils.py'),
+                              'ikm_nb.utils.atomic_write_bytes': ('utils.html#atomic_write_bytes', 'ikm_nb/utils.py'),
+                              'ikm_nb.utils.atomic_write_text': ('utils.html#atomic_write_text', 'ikm_nb/utils.py'),
+                              'ikm_nb.utils.default_device': ('utils.html#default_device', 'ikm_nb/utils.py'),
+                              'ikm_nb.utils.repo_root': ('utils.html#repo_root', 'ikm_nb/utils.py'),
+                              'ikm_nb.utils.shared_data_dir': ('utils.html#shared_data_dir', 'ikm_nb/utils.py')}}}
