@@ -15,7 +15,8 @@ __all__ = ['repo_root', 'shared_data_dir', 'atomic_path', 'atomic_write_bytes', 
 # %% ../nbs/00_utils.ipynb #c005
 def repo_root() -> Path:
     "The repository root (the folder with `settings.ini`), or the working directory when not in one."
-    for p in [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parent.parent]:
+    here = globals().get('__file__')  # undefined inside a notebook
+    for p in [Path.cwd(), *Path.cwd().parents, *([Path(here).resolve().parent.parent] if here else [])]:
         if (p / 'settings.ini').exists() and (p / 'ikm_nb').is_dir(): return p
     return Path.cwd()
 
