@@ -58,49 +58,51 @@ def modulate(w: torch.Tensor, # the shared kernel, (c_out, c_in / groups, *k)
 # %% ../nbs/01_ikm.ipynb #c012
 def _convnd(nd: int) -> Callable: return F.conv1d if nd == 1 else F.conv2d
 
+def _grouped_conv(x, w_hat, stride, padding, dilation, groups):
+    "Eq. 13: all images at once, (1, B*c_out, *spatial_out); the batch as groups (batch 1: a plain convolution)."
+    B, cin = x.shape[:2]
+    conv = _convnd(x.dim() - 2)
+    if B == 1: return conv(x, w_hat[0], None, stride, padding, dilation, groups)
+    return conv(x.reshape(1, B * cin, *x.shape[2:]), w_hat.flatten(0, 1), None, stride, padding, dilation, B * groups)
+
 def ikm_conv(x: torch.Tensor, # input, (B, c_in, *spatial); already padded if the padding is not plain zeros
              w_hat: torch.Tensor, # image-specific kernels, (B, c_out, c_in / groups, *k)
              bias: torch.Tensor | None, stride, padding, dilation, groups: int = 1,
             ) -> torch.Tensor: # (B, c_out, *spatial_out)
-    "Eq. 13: convolve each image with its own kernels, as one grouped convolution (batch 1: a plain one)."
-    B, cin = x.shape[:2]
-    nd = x.dim() - 2
-    conv = _convnd(nd)
-    if B == 1: return conv(x, w_hat[0], bias, stride, padding, dilation, groups)
-    y = conv(x.reshape(1, B * cin, *x.shape[2:]), w_hat.flatten(0, 1), None, stride, padding, dilation, B * groups)
-    y = y.view(B, -1, *y.shape[2:])
-    return y if bias is None else y + bias.view(1, -1, *([1] * nd))
+    "Eq. 13: convolve each image with its own kernels (plain autograd)."
+    y = _grouped_conv(x, w_hat, stride, padding, dilation, groups)
+    y = y.view(x.shape[0], -1, *y.shape[2:])
+    return y if bias is None else y + bias.view(1, -1, *([1] * (x.dim() - 2)))
 
 class _IsOConv(torch.autograd.Function):
-    "The IKM convolution with the IsO weight gradient (Algorithm 1)."
+    "The IKM convolution with the IsO weight gradient (Algorithm 1); returns the grouped layout (1, B*c_out, ...)."
     @staticmethod
-    def forward(ctx, x, w, a, bias, stride, padding, dilation, groups, reduction):
+    def forward(ctx, x, w, a, stride, padding, dilation, groups, reduction, replicas):
         w_hat = modulate(w, a, groups)
         ctx.save_for_backward(x, w_hat)
-        ctx.conf = (w.shape, bias is not None, stride, padding, dilation, groups, reduction)
-        return ikm_conv(x, w_hat, bias, stride, padding, dilation, groups)
+        ctx.conf = (stride, padding, dilation, groups, reduction, replicas)
+        return _grouped_conv(x, w_hat, stride, padding, dilation, groups)
 
     @staticmethod
-    def backward(ctx, gy):
+    def backward(ctx, gy):                            # gy: (1, B*c_out, *spatial_out)
         x, w_hat = ctx.saved_tensors
         xdt, wdt = x.dtype, w_hat.dtype
         x, w_hat = x.to(gy.dtype), w_hat.to(gy.dtype)  # under autocast the output (so gy) may be bf16/fp16
-        w_shape, has_bias, stride, padding, dilation, groups, reduction = ctx.conf
+        stride, padding, dilation, groups, reduction, replicas = ctx.conf
         B, cin = x.shape[:2]
         nd = x.dim() - 2
-        gx = gw = gb = None
+        gx = gw = None
         conv_args = (list(stride), list(padding), list(dilation), False, [0] * nd)
         if ctx.needs_input_grad[0]:  # exact input gradient through each image's own kernels
             gx = torch.ops.aten.convolution_backward(
-                gy.reshape(1, -1, *gy.shape[2:]), x.reshape(1, B * cin, *x.shape[2:]), w_hat.flatten(0, 1), None,
+                gy, x.reshape(1, B * cin, *x.shape[2:]), w_hat.flatten(0, 1), None,
                 *conv_args, B * groups, [True, False, False])[0].view_as(x).to(xdt)
         if ctx.needs_input_grad[1]:  # sum_b dL/dw_hat_b = the shared-kernel weight gradient (see above)
             gw = torch.ops.aten.convolution_backward(
-                gy, x, w_hat[0], None, *conv_args, groups, [False, True, False])[1]
-            if reduction == 'mean': gw = gw / B
+                gy.reshape(B, -1, *gy.shape[2:]), x, w_hat[0], None, *conv_args, groups, [False, True, False])[1]
+            if reduction == 'mean': gw = gw / (B * replicas)   # the mean over the *global* batch under data parallelism
             gw = gw.to(wdt)
-        if has_bias and ctx.needs_input_grad[3]: gb = gy.sum(dim=[0, *range(2, gy.dim())])
-        return gx, gw, None, gb, None, None, None, None, None
+        return gx, gw, None, None, None, None, None, None, None
 
 # %% ../nbs/01_ikm.ipynb #c014
 IKM_MODES = ('iso', 'exact', 'go', 'off')
@@ -109,6 +111,7 @@ class _IKMConvNd:
     "The IKM behaviour shared by `IKMConv1d` and `IKMConv2d`; mixed into the torch conv classes."
     def _init_ikm(self, mode, t, iso_reduction):
         self.mode, self.t, self.iso_reduction = mode, t, iso_reduction
+        self.iso_replicas = 1   # data-parallel replicas whose gradients are averaged (set by the DDP trainer)
 
     @property
     def mode(self) -> str: return self._mode
@@ -155,7 +158,9 @@ class _IKMConvNd:
             return _convnd(x.dim() - 2)(x, w_hat, self.bias, *args)
         if self.mode == 'exact':
             return ikm_conv(x, modulate(self.weight, a, self.groups), self.bias, *args)
-        return _IsOConv.apply(x, self.weight, a, self.bias, *args, self.iso_reduction)
+        y = _IsOConv.apply(x, self.weight, a, *args, self.iso_reduction, self.iso_replicas)   # (1, B*c_out, ...)
+        y = y.view(x.shape[0], -1, *y.shape[2:])
+        return y if self.bias is None else y + self.bias.view(1, -1, *([1] * (x.dim() - 2)))
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}"

@@ -197,3 +197,11 @@ def test_autocast_backward_runs(dtype):
         y = conv(x)
     y.float().sum().backward()
     assert conv.weight.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
+
+def test_inplace_activation_after_ikm():
+    conv = IKMConv2d(3, 4, 3, padding=1, bias=False)
+    x = torch.randn(3, 3, 8, 8, requires_grad=True)
+    for mode in ('iso', 'exact', 'go'):
+        conv.mode = mode
+        y = F.relu(conv(x), inplace=True)
+        y.sum().backward()

@@ -1,0 +1,238 @@
+"""ikm_nb.arch / ikm_nb.complexity: the paper's (and the authors' code's) #Params and Multi-Adds, shapes, Eq. 19, configs.
+
+The expected numbers below come from the paper (Tables I-V, Sec. IV-D4) and from NOTES.md (the authors' code counted to
+the unit), not from this code.
+"""
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from ikm_nb.arch import (UHDN, UHDNConfig, UHDB, DenseUnit, RDB, PRESETS, preset, uhdn, uhdn_l, clamp_depths,
+                         fig8_presets)
+from ikm_nb.complexity import count_params, count_macs, complexity_table
+from ikm_nb.ikm import IKMConv2d, ikm_layers
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    "Small convolutions on a shared 2-core machine: one thread is several times faster than two competing ones."
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def meta(cfg_or_name, **kw):
+    "The model of a config / preset, built on the meta device (shapes only: instant, no memory)."
+    cfg = preset(cfg_or_name, **kw) if isinstance(cfg_or_name, str) else cfg_or_name.replace(**kw)
+    with torch.device('meta'): return cfg.build()
+
+
+# ---------------------------------------------------------------- #Params (paper / authors' code)
+@pytest.mark.parametrize('scale,params', [(2, 1_390_915), (3, 1_402_435), (4, 1_400_131)])
+def test_params_uhdn(scale, params):
+    assert count_params(meta('uhdn', scale=scale)) == params
+    assert count_params(meta('uhdn', scale=scale, ikm=False)) == params   # IKM adds no parameter
+
+
+def test_params_variants():
+    assert count_params(meta('uhdn_l')) == 10_903_427                     # Table II: 10.9M
+    assert [count_params(meta(f'uhdn_v{i}')) for i in (1, 2, 3)] == [1_390_915, 1_401_283, 1_401_283]
+    assert count_params(meta('table5_dense')) == 1_380_547                # not the paper's 1380.3K (see 02_arch)
+
+
+def test_table3_deltas():
+    p = {k: count_params(meta(k)) for k in PRESETS if k.startswith('table3_')}
+    d = lambda b, a: p[f'table3_{b}_{a}'] - p[f'table3_{b}_none']
+    assert (d('rb', 'ca'), d('rb', 'sa'), d('rb', 'ikm')) == (19_392, 9_616, 0)
+    for b in ('db', 'rdb', 'uhdb'):
+        assert (d(b, 'ca'), d(b, 'sa'), d(b, 'ikm')) == (2_610, 1_290, 0)
+
+
+def test_ikm_only_on_growth_convs():
+    m = UHDN()
+    convs = ikm_layers(m)
+    assert len(convs) == 4 * 30 and all(c.kernel_size == (3, 3) and c.bias is None for c in convs)
+    assert [c.in_channels for c in convs[:6]] == [64 + 12 * i for i in range(6)]
+    plain = [n for n, c in m.named_modules() if type(c) is nn.Conv2d]
+    assert {'conv_first', 'conv_after_body', 'upsample.0', 'conv_last'} <= set(plain)
+    assert all(type(c) is nn.Conv2d for c in (m.conv_first, m.upsample[0], m.body[0].units[0].transition))
+    assert m.upsample[0].groups == 16 and m.upsample[0].bias is None and m.conv_after_body.bias is None
+    assert m.conv_first.bias is not None and m.conv_last.bias is not None
+    assert ikm_layers(UHDN(ikm=False)) == []
+
+
+# ---------------------------------------------------------------- Multi-Adds (480 x 360 x 3 output)
+@pytest.mark.parametrize('name,scale,gflops', [('uhdn', 2, 60.3), ('uhdn', 3, 27.2), ('uhdn', 4, 15.7),
+                                               ('uhdn_l', 2, 471.5), ('uhdn_v2', 2, 60.8)])
+def test_macs(name, scale, gflops):
+    m = meta(name, scale=scale)
+    assert abs(count_macs(m) / 1e9 - gflops) <= 0.05
+    assert count_macs(m) == count_macs(meta(name, scale=scale, ikm=False))   # IKM adds none
+
+
+def test_macs_by_hand():
+    # x2: LR 240x180 = 43,200 px; conv_first 1,728, body 1,341,312, conv_after_body 36,864, upsampler 9,216 weights/px;
+    # conv_last 1,728 weights/px at 480x360 = 172,800 px; biases 64 @ LR and 3 @ HR
+    weights = (1_728 + 1_341_312 + 36_864 + 9_216) * 43_200 + 1_728 * 172_800
+    m = meta('uhdn')
+    assert count_macs(m, count_bias=False) == weights
+    assert count_macs(m) == weights + 64 * 43_200 + 3 * 172_800
+
+
+def test_attention_macs():
+    # SA on the full map: +0.42G (RB), +0.06G (dense); CA on a 1x1 map: ~0 (Table III)
+    d = lambda b, a: (count_macs(meta(f'table3_{b}_{a}')) - count_macs(meta(f'table3_{b}_none'))) / 1e9
+    assert abs(d('rb', 'sa') - 0.42) < 0.005 and abs(d('db', 'sa') - 0.06) < 0.005 and abs(d('uhdb', 'sa') - 0.06) < 0.005
+    assert 0 < d('rb', 'ca') < 1e-4 and d('uhdb', 'ikm') == 0
+
+
+def test_macs_meta_equals_real_run():
+    m = UHDN(n_blocks=1, scale=3)
+    assert count_macs(m, (48, 36), device=None) == count_macs(m, (48, 36))
+    assert {l.mode for l in ikm_layers(m)} == {'iso'} and m.training        # left as it was
+    with pytest.raises(ValueError, match='not divisible by the scale 3'): count_macs(m, (50, 36))
+
+
+def test_complexity_table():
+    df = complexity_table().set_index('row')
+    for r in ('U-HDN+IKM x2', 'U-HDN+IKM x3', 'U-HDN+IKM x4', 'U-HDN_L+IKM x2', 'RB +SA', 'UHDB +CA'):
+        assert df.params_ok[r] == True and df.gflops_ok[r] == True, r
+    assert df.params_ok['no U-style, no hourglass'] == False                  # the known gap, reported
+
+
+# ---------------------------------------------------------------- shapes
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_output_shape_odd_sizes(scale):
+    m = UHDN(scale=scale, n_blocks=1).eval()
+    with torch.no_grad(): y = m(torch.rand(2, 3, 13, 7))
+    assert y.shape == (2, 3, 13 * scale, 7 * scale) and torch.isfinite(y).all()
+
+
+def test_full_model_forward_backward():
+    m = uhdn()                                                                # the full U-HDN+IKM, IsO, training mode
+    x = torch.rand(2, 3, 24, 24)
+    y = m(x)
+    assert y.shape == (2, 3, 48, 48)
+    y.abs().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+@pytest.mark.parametrize('name', ['table3_rb_ca', 'table3_rdb_sa', 'table3_db_ikm', 'table4_k5d2', 'uhdn_v3'])
+def test_presets_run(name):
+    m = preset(name, n_blocks=1).build().eval()
+    with torch.no_grad(): assert m(torch.rand(1, 3, 9, 11)).shape == (1, 3, 18, 22)
+
+
+# ---------------------------------------------------------------- Eq. 19 and the blocks
+def test_uhdb_eq19():
+    torch.manual_seed(0)
+    b = UHDB(16, (6, 5, 4, 4, 5, 6), 8).eval()
+    x = torch.randn(2, 16, 9, 7)
+    F1, F2, F3, F4, F5, F6 = b.units
+    with torch.no_grad():
+        x1 = F1(x); x2 = F2(x1); x3 = F3(x2); x4 = F4(x3) + x2; x5 = F5(x4) + x1
+        torch.testing.assert_close(b(x), F6(x5) + x)
+        # Eq. 19 as written: y = x + F6(F1(x) + F5(F2(F1(x)) + F4(F3(F2(F1(x))))))
+        torch.testing.assert_close(b(x), x + F6(F1(x) + F5(F2(F1(x)) + F4(F3(F2(F1(x)))))))
+
+
+def test_uhdb_general_and_chained():
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 5, 5)
+    b4 = UHDB(8, (6, 4, 4, 6), 4).eval()
+    F1, F2, F3, F4 = b4.units
+    with torch.no_grad():
+        torch.testing.assert_close(b4(x), x + F4(F1(x) + F3(F2(F1(x)))))
+        chain = UHDB(8, (4, 4, 4), 4, u_residual=False).eval()
+        G1, G2, G3 = chain.units
+        torch.testing.assert_close(chain(x), G3(G2(G1(x))))
+    with pytest.raises(ValueError, match='even number'): UHDB(8, (4, 4, 4), 4)
+
+
+def test_dense_unit_and_rdb():
+    u = DenseUnit(64, 5, 12)
+    assert [l.conv.weight.shape[1] for l in u.layers] == [64, 76, 88, 100, 112]
+    assert u.transition.weight.shape == (64, 124, 1, 1) and u.transition.bias is None
+    assert count_params(u) == 9 * 12 * (5 * 64 + 12 * 10) + 124 * 64
+    torch.manual_seed(0)
+    r = RDB(8, (4, 4), 4).eval()
+    x = torch.randn(1, 8, 6, 6)
+    with torch.no_grad():
+        h1 = r.units[0](x) + x; h2 = r.units[1](h1) + h1
+        torch.testing.assert_close(r(x), r.fusion(torch.cat([h1, h2], 1)))
+
+
+# ---------------------------------------------------------------- config
+def test_depth_clamp():
+    assert clamp_depths((2, 3, 4, 5, 6, 7)) == (4, 4, 4, 5, 6, 7)
+    assert clamp_depths((17, 1)) == (16, 4)
+    assert preset('uhdn_v2').depths == (2, 3, 4, 5, 6, 7)                   # kept as the paper writes them
+    assert [len(u.layers) for u in UHDN(preset('uhdn_v2')).body[0].units] == [4, 4, 4, 5, 6, 7]
+    assert [len(u.layers) for u in UHDN(preset('uhdn_v2', depth_clamp=None)).body[0].units] == [2, 3, 4, 5, 6, 7]
+
+
+def test_config_roundtrip():
+    for cfg in (preset('uhdn_l', scale=3), preset('table3_rb_sa'), preset('table3_rdb_ikm', mode='go', t='mean'),
+                UHDNConfig(scale=4, depths=(2, 3, 4, 5, 6, 7), kernel_size=5, dilation=2, upsampler_groups=8)):
+        d = json.loads(cfg.to_json())
+        assert UHDNConfig.from_dict(d) == cfg and UHDNConfig.from_json(cfg.to_json()) == cfg
+        a, b = meta(cfg), UHDN.from_config(d)
+        assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
+        assert b.cfg == cfg
+    assert UHDNConfig.from_dict({'scale': 3}) == UHDNConfig(scale=3)         # missing fields: defaults
+    assert UHDN(scale=3, ikm=False).cfg == UHDNConfig(scale=3, ikm=False)
+
+
+def test_vanilla_checkpoint_loads_into_ikm_model():
+    torch.manual_seed(0)
+    plain, ikm = UHDN(ikm=False, n_blocks=2).eval(), UHDN(n_blocks=2).eval()
+    sd = plain.state_dict()
+    assert list(sd) == list(ikm.state_dict())
+    ikm.load_state_dict(sd, strict=True)
+    x = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(ikm.set_ikm_mode('off')(x), plain(x))
+        assert ikm.cfg.mode == 'off'
+        assert not torch.allclose(ikm.set_ikm_mode('iso')(x), plain(x))
+    assert all(isinstance(l, IKMConv2d) and l.mode == 'iso' for l in ikm_layers(ikm))
+
+
+@pytest.mark.parametrize('kw,msg', [
+    (dict(scale=8), 'unsupported scale 8'),
+    (dict(scale=1), 'unsupported scale 1'),
+    (dict(depths=(6, 5, 4, 4, 5)), 'depths has 5 entries but n_units = 6'),
+    (dict(channels=66), 'not divisible by 4'),
+    (dict(upsampler_groups=7), 'divisor of channels'),
+    (dict(n_units=3, depths=(4, 4, 4)), 'even n_units'),
+    (dict(mode='fast'), "unknown IKM mode 'fast'"),
+    (dict(t='max'), "t must be a number, 'mean' or 'median'"),
+    (dict(block='swin'), "unknown block 'swin'"),
+    (dict(attention='cbam'), "unknown attention 'cbam'"),
+    (dict(attention='ca', growth=10), 'divisible by attention_reduction'),
+    (dict(kernel_size=4), 'kernel_size must be odd'),
+    (dict(n_blocks=0), 'n_blocks must be a positive integer'),
+    (dict(depths=(6, 5, 0, 4, 5, 6)), 'depths must be positive integers'),
+    (dict(depth_clamp=(8, 4)), 'depth_clamp must be'),
+    (dict(block='rb', n_units=8, depths=(3,) * 8), 'needs depths of 2'),
+    (dict(arch='rcan'), "architecture 'rcan'"),
+    (dict(ikm='false'), 'ikm must be True or False'),
+])
+def test_invalid_configs(kw, msg):
+    with pytest.raises(ValueError, match=msg): UHDNConfig(**kw)
+
+
+def test_invalid_dicts_and_presets():
+    with pytest.raises(ValueError, match=r"unknown UHDNConfig fields \['num_feat'\]"): UHDNConfig.from_dict({'num_feat': 64})
+    with pytest.raises(ValueError, match="architecture 'edsr'"): UHDNConfig.from_dict({'arch': 'edsr', 'scale': 2})
+    with pytest.raises(ValueError, match="unknown preset 'uhdn_xl'"): preset('uhdn_xl')
+    with pytest.raises(ValueError, match='unsupported scale 5'): uhdn_l(scale=5)
+
+
+def test_fig8_grid_labels():
+    g = fig8_presets()
+    assert 'fig8_N4M6C64' in g and g['fig8_N4M6C64'] == preset('uhdn')
+    assert g['fig8_N4M4C64'].depths == (6, 4, 4, 6)                          # Sec. IV-D1: M = 4 -> [6, 4, 4, 6]
+    assert all(k in PRESETS for k in g)
