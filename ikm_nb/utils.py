@@ -41,6 +41,8 @@ def atomic_path(path, mode_suffix: str = ''):
     os.close(fd)
     try:
         yield Path(tmp)
+        um = os.umask(0); os.umask(um)
+        if Path(tmp).exists(): os.chmod(tmp, 0o666 & ~um)   # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
