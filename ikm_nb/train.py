@@ -50,6 +50,7 @@ class TrainConfig:
     lr_step: int = 100_000             # halve the learning rate every lr_step updates
     lr_gamma: float = 0.5
     loss: str = 'l1'
+    optimizer: str = 'adam'            # 'adam' (the paper's) or 'sgd' (plain, no momentum)
     amp: str = 'off'                   # 'off' | 'bf16' (autocast, GPU)
     seed: int = 0
     # validation, logging, checkpoints
@@ -67,6 +68,7 @@ class TrainConfig:
         if self.depths is not None: self.depths = tuple(self.depths)
         if self.amp not in ('off', 'bf16'): raise ValueError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if self.loss not in ('l1', 'l2'): raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
+        if self.optimizer not in ('adam', 'sgd'): raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.batch < 1 or self.steps < 0 or self.patch < 4: raise ValueError("batch >= 1, steps >= 0 and patch >= 4 are required")
 
     def to_dict(self) -> dict: return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -198,7 +200,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     model = build_model(cfg).to(device)
     for m in ikm_layers(model): m.iso_replicas = world
     mconf = model_config_dict(model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = (torch.optim.Adam if cfg.optimizer == 'adam' else torch.optim.SGD)(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
     run_dir = (repo_root() / cfg.out_dir if not Path(cfg.out_dir).is_absolute() else Path(cfg.out_dir)) / run_name(cfg, mconf)
     ckpt_dir = run_dir / 'checkpoints'
