@@ -33,3 +33,7 @@ export: $(VENV_OK)
 	.venv/bin/nbdev_export
 clean-nbs: $(VENV_OK)
 	.venv/bin/nbdev_clean
+
+## README.md is generated from nbs/index.ipynb (nbdev_readme needs quarto; this needs nothing more).
+readme: $(VENV_OK)
+	.venv/bin/python scripts/make_readme.py
