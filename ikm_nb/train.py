@@ -205,6 +205,8 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     run_dir = (repo_root() / cfg.out_dir if not Path(cfg.out_dir).is_absolute() else Path(cfg.out_dir)) / run_name(cfg, mconf)
     ckpt_dir = run_dir / 'checkpoints'
     start, best = 0, None
+    if rank == 0 and ckpt_dir.is_dir():   # a run killed while writing a checkpoint leaves its temporary file (never a half-written .pt)
+        for tmp in ckpt_dir.glob('.*.tmp'): tmp.unlink(missing_ok=True)
     if resume and (ckpt_dir / 'latest.pt').exists():
         st = load_checkpoint(ckpt_dir / 'latest.pt', map_location=device)
         check_compatible(st, mconf, ckpt_dir / 'latest.pt')
