@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from ikm_nb.ikm import IKMConv1d, IKMConv2d, cag, ikm_convert, set_ikm_mode, ikm_layers
 
 torch.set_default_dtype(torch.float64)
+DEFAULT_DTYPE = torch.float64   # conftest applies it to every test of this module
 
 # ---- slow references -------------------------------------------------------------------------
 def ref_cag(x, k, t=0.0):
