@@ -56,7 +56,11 @@ def cmd_eval(a):
     model, path = _load_model(a.weights, a.scale, default_device(a.device))
     df = evaluate(model, a.sets, a.scale, a.convention, a.tile, a.overlap, a.save_images, a.out)
     print(f"{path} (x{a.scale}, convention {a.convention!r}{f', tiles of {a.tile}' if a.tile else ''})")
-    print(summarize(df).to_string(index=False, float_format=lambda v: f'{v:.4f}'))
+    summary = summarize(df)
+    if a.tile:   # what tiling costs: IKM's attention is global, so tiles change the result
+        whole = summarize(evaluate(model, a.sets, a.scale, a.convention))
+        summary['psnr_whole'] = whole.psnr.values; summary['tiling_cost_db'] = whole.psnr.values - summary.psnr.values
+    print(summary.to_string(index=False, float_format=lambda v: f'{v:.4f}'))
 
 def cmd_upscale(a):
     from ikm_nb.data import load_image, save_image
