@@ -249,7 +249,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         psnr = None
         if cfg.val_set and cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps):
             if main:
-                psnr = evaluate_set(model, cfg.val_set, cfg.scale, convention=cfg.convention, progress=False)['psnr'].mean()
+                psnr = float(evaluate_set(model, cfg.val_set, cfg.scale, convention=cfg.convention, progress=False)['psnr'].mean())
                 if best is None or psnr > best: best = psnr; checkpoint('best')
                 log.info(f"step {step}: {cfg.val_set} PSNR {psnr:.3f} dB (best {best:.3f})")
             net.train()

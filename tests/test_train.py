@@ -82,3 +82,11 @@ def test_truncated_checkpoint_is_refused(tmp_path):
     data = ck.read_bytes(); ck.write_bytes(data[:len(data) // 2])
     with pytest.raises(CheckpointError, match='not a readable checkpoint'):
         train(profile_config('smoke', steps=4, out_dir=str(tmp_path), run_name='r'), progress=False)
+
+def test_validation_best_checkpoint_loads_safely(tmp_path):
+    "best.pt (written after a validation) must load with weights_only=True: no numpy scalars inside."
+    res = train(profile_config('smoke', steps=2, val_set='Set5', val_every=1, out_dir=str(tmp_path), run_name='v'), progress=False)
+    st = load_checkpoint(Path(res['run_dir']) / 'checkpoints' / 'best.pt')
+    assert isinstance(st['best_psnr'], float) and st['best_psnr'] == res['best_psnr']
+    rows = list(csv.DictReader(open(Path(res['run_dir']) / 'metrics.csv')))
+    assert all(r['psnr'] for r in rows)
