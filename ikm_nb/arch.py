@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .ikm import IKMConv2d, IKM_MODES, ikm_layers, set_ikm_mode
+from .ikm import IKMConv2d, IKM_MODES, ikm_layers, set_ikm_mode, ConcatAttention
 
 # %% auto #0
 __all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory',
@@ -91,8 +91,10 @@ class Composite(nn.Module):
         self.act = nn.ReLU() if act else nn.Identity()
         self.att = make_attention(attention, c_out, reduction)
 
-    def forward(self, x):  # (B, c_in, H, W) -> (B, c_out, H, W)
-        return self.att(self.act(self.conv(x)))
+    def forward(self, x, # (B, c_in, H, W)
+                attention=None): # the conv's CAG attention of `x` if the caller has it (IKM fast path)
+        y = self.conv(x) if attention is None else self.conv(x, attention=attention)
+        return self.att(self.act(y))   # (B, c_out, H, W)
 
 class DenseUnit(nn.Module):
     "Dense unit F_d (Eq. 16-17): d composite layers C + i*g -> g, each concatenated to its input; 1x1 transition C + d*g -> C."
@@ -105,10 +107,22 @@ class DenseUnit(nn.Module):
         self.transition = nn.Conv2d(channels + depth * growth, channels, 1, bias=False)
 
     def forward(self, x):  # (B, C, H, W)
-        for layer in self.layers: x = torch.cat([x, layer(x)], 1)  # (B, C + (i+1) g, H, W)
+        shared = any(getattr(l.conv, 'takes_attention', False) for l in self.layers)
+        att = ConcatAttention(x) if shared else None      # each channel's CAG once per unit (IKM fast path)
+        buf = None
+        if not torch.is_grad_enabled() and x.is_contiguous():   # no autograd: one buffer, written once per part
+            buf = x.new_empty(x.shape[0], self.transition.in_channels, *x.shape[2:])
+            buf[:, :x.shape[1]] = x
+        n = x.shape[1]
+        for layer in self.layers:
+            y = layer(x, None if att is None else att(layer.conv))
+            if att is not None: att.append(y)
+            if buf is None: x = torch.cat([x, y], 1)               # (B, C + (i+1) g, H, W)
+            else: buf[:, n:n + y.shape[1]] = y; x = buf[:, :n + y.shape[1]]
+            n += y.shape[1]
         return self.transition(x)                                  # (B, C, H, W)
 
-# %% ../nbs/02_arch.ipynb #c017
+# %% ../nbs/02_arch.ipynb #c019
 class UHDB(nn.Module):
     "U-hourglass dense block (Eq. 19): M dense units, unit M-m+1 adds the input of unit m; `u_residual=False` chains them (DB)."
     def __init__(self, channels: int, # C
@@ -133,7 +147,7 @@ class UHDB(nn.Module):
         for unit in self.units[half:]: x = unit(x) + skips.pop()
         return x
 
-# %% ../nbs/02_arch.ipynb #c021
+# %% ../nbs/02_arch.ipynb #c023
 class RDB(nn.Module):
     "Table III's RDB backbone (RDN [26]): dense units each in a local residual, then global feature fusion (1x1, M*C -> C)."
     def __init__(self, channels: int, # C
@@ -159,7 +173,7 @@ class ResBlock(nn.Module):
 
     def forward(self, x): return x + self.conv2(self.conv1(x))  # (B, C, H, W)
 
-# %% ../nbs/02_arch.ipynb #c024
+# %% ../nbs/02_arch.ipynb #c026
 SCALES = (2, 3, 4)
 
 class Upsampler(nn.Sequential):
@@ -175,7 +189,7 @@ class Upsampler(nn.Sequential):
                        nn.PixelShuffle(r)]                                                            # (B, C, r h, r w)
         super().__init__(*layers)
 
-# %% ../nbs/02_arch.ipynb #c027
+# %% ../nbs/02_arch.ipynb #c029
 BLOCKS = ('uhdb', 'rdb', 'rb')
 
 def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
@@ -296,7 +310,7 @@ class UHDNConfig:
         "The model of this config."
         return UHDN(self)
 
-# %% ../nbs/02_arch.ipynb #c031
+# %% ../nbs/02_arch.ipynb #c033
 def make_block(cfg: UHDNConfig) -> nn.Module:
     "One block of the body of `cfg`: a U-HDB (or DB), an RDB or a group of `n_units` RBs."
     kw = dict(kernel_size=cfg.kernel_size, dilation=cfg.dilation, attention=cfg.attention,
@@ -342,7 +356,7 @@ class UHDN(nn.Module):
         y = self.conv_last(self.upsample(y))                # (B, C, s h, s w) -> (B, 3, s h, s w)
         return y * self.rgb_std + self.rgb_mean
 
-# %% ../nbs/02_arch.ipynb #c040
+# %% ../nbs/02_arch.ipynb #c042
 _U = UHDNConfig()                                              # U-HDN+IKM, x2
 _TABLE3_BASE = {
     'rb': UHDNConfig(block='rb', n_blocks=1, n_units=8, depths=(2,) * 8, channels=48),  # EDSR: 8 RBs, C = 48

@@ -4,17 +4,59 @@
 
 # %% ../nbs/01_ikm.ipynb #c002
 from __future__ import annotations
-import math
+import contextlib, math
 from typing import Callable, Literal, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['Threshold', 'IKM_MODES', 'cag', 'modulate', 'ikm_conv', 'IKMConv1d', 'IKMConv2d', 'ikm_convert', 'ikm_layers',
-           'set_ikm_mode']
+__all__ = ['IKM_IMPLS', 'BATCH_CONVS', 'ikm_options', 'Threshold', 'IKM_MODES', 'IKMOptions', 'ikm_impl', 'cag', 'modulate',
+           'ikm_conv', 'IKMConv1d', 'IKMConv2d', 'ConcatAttention', 'ikm_convert', 'ikm_layers', 'set_ikm_mode',
+           'set_ikm_impl']
 
 # %% ../nbs/01_ikm.ipynb #c005
+IKM_IMPLS = ('fast', 'reference')
+BATCH_CONVS = ('auto', 'grouped', 'loop')
+
+class IKMOptions:
+    "Module-level switches of the IKM layers (one instance: `ikm_options`)."
+    def __init__(self): self.impl, self.batch_conv = 'fast', 'auto'
+    @property
+    def impl(self) -> str: return self._impl
+    @impl.setter
+    def impl(self, v: str):
+        if v not in IKM_IMPLS: raise ValueError(f"unknown IKM implementation {v!r}: use one of {IKM_IMPLS}")
+        self._impl = v
+    @property
+    def batch_conv(self) -> str: return self._batch_conv
+    @batch_conv.setter
+    def batch_conv(self, v: str):
+        if v not in BATCH_CONVS: raise ValueError(f"unknown batch_conv {v!r}: use one of {BATCH_CONVS}")
+        self._batch_conv = v
+    def __repr__(self): return f"IKMOptions(impl={self.impl!r}, batch_conv={self.batch_conv!r})"
+
+ikm_options = IKMOptions()   # impl: default implementation; batch_conv: how the fast path applies B kernels (see below)
+
+@contextlib.contextmanager
+def ikm_impl(impl: str | None = None, # 'fast' | 'reference': the default of layers whose own `impl` is None
+             batch_conv: str | None = None, # fast path, batch > 1: 'auto' | 'grouped' | 'loop'
+            ):
+    "Change the module defaults inside a `with` block."
+    old = ikm_options.impl, ikm_options.batch_conv
+    try:
+        if impl is not None: ikm_options.impl = impl
+        if batch_conv is not None: ikm_options.batch_conv = batch_conv
+        yield ikm_options
+    finally:
+        ikm_options.impl, ikm_options.batch_conv = old
+
+def _resolve_impl(impl: str | None) -> str:
+    if impl is None: return ikm_options.impl
+    if impl not in IKM_IMPLS: raise ValueError(f"unknown IKM implementation {impl!r}: use one of {IKM_IMPLS}")
+    return impl
+
+# %% ../nbs/01_ikm.ipynb #c007
 Threshold = Union[float, Literal['mean', 'median']]
 
 def _threshold(x: torch.Tensor, t: Threshold) -> torch.Tensor | float:
@@ -27,9 +69,51 @@ def _threshold(x: torch.Tensor, t: Threshold) -> torch.Tensor | float:
         return stat.reshape(*stat.shape, *([1] * (x.dim() - 2)))
     return float(t)
 
+def _proportion(pooled: torch.Tensor) -> torch.Tensor:
+    "Eq. 11 on the pooled map (B, C, *k): 1 + sigmoid(|R| * softmax over the k-grid - 1)."
+    s = torch.softmax(pooled.flatten(2), dim=-1) * math.prod(pooled.shape[2:])
+    return (1 + torch.sigmoid(s - 1)).view_as(pooled)
+
+def _cag_reference(x, k, t):
+    "The authors' CAG: threshold, `adaptive_avg_pool` to the k-grid, Eq. 11."
+    m = (x >= _threshold(x, t)).to(x.dtype if x.is_floating_point() else torch.float32)  # Eq. 10
+    pooled = (F.adaptive_avg_pool1d if len(k) == 1 else F.adaptive_avg_pool2d)(m, k)      # f_AP, (B, C, *k)
+    return _proportion(pooled)
+
+def _bins(L: int, k: int) -> list[tuple[int, int]]:
+    "Adaptive average pooling's bins of a length-L axis pooled to k: [floor(i L / k), ceil((i + 1) L / k))."
+    return [((i * L) // k, -((-(i + 1) * L) // k)) for i in range(k)]
+
+def _bin_means(m: torch.Tensor, k: tuple[int, ...], first: int = 2) -> torch.Tensor:
+    "The mean of `m` over each adaptive-pooling bin of its spatial axes `first`, `first + 1`, ..., one axis at a time."
+    area = 1
+    for i in range(len(k)):
+        d, L, kk = first + i, m.shape[first + i], k[i]
+        if L % kk == 0:                               # equal bins: a reshape and a sum (divided once, at the end)
+            m = m.unflatten(d, (kk, L // kk)).sum(d + 1); area *= L // kk
+        else:                                         # overlapping bins: one mean per bin
+            m = torch.stack([m.narrow(d, s, e - s).mean(d) for s, e in _bins(L, kk)], d)
+    return m / area if area > 1 else m
+
+def _compiling() -> bool:
+    f = getattr(getattr(torch, 'compiler', None), 'is_compiling', None)   # torch >= 2.3
+    return bool(f is not None and f())
+
+def _cag_fast(x, k, t):
+    "The same CAG with the bins as plain reductions: threshold straight into a float map, then separable bin means."
+    dt = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32   # counts of 0/1 exact below 2**24
+    if _compiling(): m = (x >= _threshold(x, t)).to(dt)                                   # (the compiler fuses it anyway)
+    else: m = torch.ge(x, _threshold(x, t), out=torch.empty_like(x, dtype=dt))            # Eq. 10, no bool -> float copy
+    if m.dim() == 4 and not m.is_contiguous() and m.is_contiguous(memory_format=torch.channels_last):
+        pooled = _bin_means(m.permute(0, 2, 3, 1), k, first=1).permute(0, 3, 1, 2)     # reduce in the (B, H, W, C) layout
+    else: pooled = _bin_means(m, k)
+    a = _proportion(pooled.contiguous())
+    return a.to(x.dtype if x.is_floating_point() else torch.float32)
+
 def cag(x: torch.Tensor, # feature map, (B, C, L) or (B, C, H, W)
         kernel_size: int | tuple[int, ...], # the kernel's size k (not the dilated receptive field)
         t: Threshold = 0.0, # threshold of the principal information activation (Eq. 10), or 'mean' / 'median'
+        impl: str | None = None, # 'fast' | 'reference' (adaptive_avg_pool); None: `ikm_options.impl`
        ) -> torch.Tensor: # attention a in (1, 2), (B, C, *kernel_size)
     "Contextual attention generation, Eq. 9-11: one k-sized attention per image and input channel."
     nd = x.dim() - 2
@@ -37,13 +121,9 @@ def cag(x: torch.Tensor, # feature map, (B, C, L) or (B, C, H, W)
     k = (kernel_size,) * nd if isinstance(kernel_size, int) else tuple(kernel_size)
     if len(k) != nd: raise ValueError(f"kernel_size {kernel_size} does not match a {nd}-D feature map")
     with torch.no_grad():
-        m = (x >= _threshold(x, t)).to(x.dtype if x.is_floating_point() else torch.float32)  # Eq. 10
-        pooled = (F.adaptive_avg_pool1d if nd == 1 else F.adaptive_avg_pool2d)(m, k)          # f_AP, (B, C, *k)
-        n = math.prod(k)
-        s = torch.softmax(pooled.flatten(2), dim=-1) * n                                     # |R| * softmax over the k-grid
-        return (1 + torch.sigmoid(s - 1)).view_as(pooled)                                   # Eq. 11
+        return (_cag_fast if _resolve_impl(impl) == 'fast' else _cag_reference)(x, k, t)
 
-# %% ../nbs/01_ikm.ipynb #c009
+# %% ../nbs/01_ikm.ipynb #c013
 def modulate(w: torch.Tensor, # the shared kernel, (c_out, c_in / groups, *k)
              a: torch.Tensor, # attention from `cag`, (B, c_in, *k)
              groups: int = 1, # the convolution's groups
@@ -55,7 +135,7 @@ def modulate(w: torch.Tensor, # the shared kernel, (c_out, c_in / groups, *k)
     w = w.reshape(1, groups, cout // groups, cin // groups, *k)        # (1, G, c_out/G, c_in/G, *k)
     return (a * w).reshape(B, cout, cin // groups, *k)
 
-# %% ../nbs/01_ikm.ipynb #c012
+# %% ../nbs/01_ikm.ipynb #c016
 def _convnd(nd: int) -> Callable: return F.conv1d if nd == 1 else F.conv2d
 
 def _grouped_conv(x, w_hat, stride, padding, dilation, groups):
@@ -74,8 +154,8 @@ def ikm_conv(x: torch.Tensor, # input, (B, c_in, *spatial); already padded if th
     y = y.view(x.shape[0], -1, *y.shape[2:])
     return y if bias is None else y + bias.view(1, -1, *([1] * (x.dim() - 2)))
 
-class _IsOConv(torch.autograd.Function):
-    "The IKM convolution with the IsO weight gradient (Algorithm 1); returns the grouped layout (1, B*c_out, ...)."
+class _AuthorsIsOConv(torch.autograd.Function):
+    "The reference IsO: grouped conv of stacked kernels; backward: per-image kernel gradients, then their mean (or sum)."
     @staticmethod
     def forward(ctx, x, w, a, stride, padding, dilation, groups, reduction, replicas):
         w_hat = modulate(w, a, groups)
@@ -87,31 +167,112 @@ class _IsOConv(torch.autograd.Function):
     def backward(ctx, gy):                            # gy: (1, B*c_out, *spatial_out)
         x, w_hat = ctx.saved_tensors
         xdt, wdt = x.dtype, w_hat.dtype
-        x, w_hat = x.to(gy.dtype), w_hat.to(gy.dtype)  # under autocast the output (so gy) may be bf16/fp16
+        x, w_hat = x.to(gy.dtype), w_hat.to(gy.dtype)
         stride, padding, dilation, groups, reduction, replicas = ctx.conf
         B, cin = x.shape[:2]
         nd = x.dim() - 2
-        gx = gw = None
-        conv_args = (list(stride), list(padding), list(dilation), False, [0] * nd)
-        if ctx.needs_input_grad[0]:  # exact input gradient through each image's own kernels
-            gx = torch.ops.aten.convolution_backward(
-                gy, x.reshape(1, B * cin, *x.shape[2:]), w_hat.flatten(0, 1), None,
-                *conv_args, B * groups, [True, False, False])[0].view_as(x).to(xdt)
-        if ctx.needs_input_grad[1]:  # sum_b dL/dw_hat_b = the shared-kernel weight gradient (see above)
-            gw = torch.ops.aten.convolution_backward(
-                gy.reshape(B, -1, *gy.shape[2:]), x, w_hat[0], None, *conv_args, groups, [False, True, False])[1]
-            if reduction == 'mean': gw = gw / (B * replicas)   # the mean over the *global* batch under data parallelism
-            gw = gw.to(wdt)
+        gx, g_hat, _ = torch.ops.aten.convolution_backward(   # dL/dx and dL/dw_hat_b for every b, (B*c_out, c_in/g, *k)
+            gy.reshape(1, -1, *gy.shape[2:]), x.reshape(1, B * cin, *x.shape[2:]), w_hat.flatten(0, 1), None,
+            list(stride), list(padding), list(dilation), False, [0] * nd, B * groups,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
+        if gx is not None: gx = gx.view_as(x).to(xdt)
+        gw = None
+        if g_hat is not None:
+            g_hat = g_hat.view(B, *w_hat.shape[1:])
+            gw = (g_hat.sum(0) / (B * replicas) if reduction == 'mean' else g_hat.sum(0)).to(wdt)
         return gx, gw, None, None, None, None, None, None, None
 
-# %% ../nbs/01_ikm.ipynb #c014
+def _loop_conv(x, w_hat, stride, padding, dilation, groups):
+    "All images one at a time, each a plain convolution with its own kernels: (B, c_out, *spatial_out)."
+    conv = _convnd(x.dim() - 2)
+    return torch.cat([conv(x[b:b + 1], w_hat[b], None, stride, padding, dilation, groups) for b in range(x.shape[0])])
+
+def _batch_conv_choice(x: torch.Tensor) -> str:
+    "The fast path's way to apply B > 1 kernels: `ikm_options.batch_conv`, or for 'auto' what measured fastest (04_fast_ikm)."
+    c = ikm_options.batch_conv
+    if c != 'auto': return c
+    if _compiling(): return 'grouped'                  # (no thread-count query inside a compiled graph)
+    if x.device.type == 'cpu' and (torch.get_num_threads() == 1 or x.dim() == 4 and not x.is_contiguous()
+                                   and x.is_contiguous(memory_format=torch.channels_last)): return 'loop'
+    return 'grouped'
+
+class _IsOConv(torch.autograd.Function):
+    """The fast IKM convolution: returns (1, B*c_out, ...) ('grouped') or (B, c_out, ...) ('loop').
+    backward: the exact input gradient through each image's own kernels; the weight gradient by `rule`: 'iso' (the identity
+    below: one shared-kernel weight gradient over the batch) or 'exact' (sum_b a_b * dL/dw_hat_b)."""
+    @staticmethod
+    def forward(ctx, x, w, a, stride, padding, dilation, groups, reduction, replicas, rule='iso', how='grouped'):
+        w_hat = modulate(w, a, groups)
+        ctx.save_for_backward(x, w_hat, a if rule == 'exact' else None)
+        ctx.conf = (stride, padding, dilation, groups, reduction, replicas, rule, how)
+        if how == 'loop' and x.shape[0] > 1: return _loop_conv(x, w_hat, stride, padding, dilation, groups)
+        return _grouped_conv(x, w_hat, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, gy):                            # gy: the output's layout, (1, B*c_out, ...) or (B, c_out, ...)
+        x, w_hat, a = ctx.saved_tensors
+        xdt, wdt = x.dtype, w_hat.dtype
+        x, w_hat = x.to(gy.dtype), w_hat.to(gy.dtype)  # under autocast the output (so gy) may be bf16/fp16
+        stride, padding, dilation, groups, reduction, replicas, rule, how = ctx.conf
+        B, cin = x.shape[:2]
+        nd = x.dim() - 2
+        gyb = gy.reshape(B, -1, *gy.shape[2:])        # (B, c_out, *spatial_out)
+        cargs = (list(stride), list(padding), list(dilation), False, [0] * nd)
+        cbw = torch.ops.aten.convolution_backward
+        loop = how == 'loop' and B > 1
+        gx = gw = None
+        if ctx.needs_input_grad[0]:  # exact input gradient through each image's own kernels
+            if loop:   # on the CPU, oneDNN's backward-data is fastest with a channels-last gy (measured, 04_fast_ikm)
+                g = gyb.contiguous(memory_format=torch.channels_last) if nd == 2 and x.device.type == 'cpu' else gyb
+                gx = torch.empty_like(x)               # x's memory format
+                for b in range(B): gx[b] = cbw(g[b:b + 1], x[b:b + 1], w_hat[b], None, *cargs, groups, [True, False, False])[0][0]
+            else:
+                gx = cbw(gyb.reshape(1, -1, *gy.shape[2:]), x.reshape(1, B * cin, *x.shape[2:]), w_hat.flatten(0, 1), None,
+                         *cargs, B * groups, [True, False, False])[0].view_as(x)
+            gx = gx.to(xdt)
+        if ctx.needs_input_grad[1] and rule == 'iso':  # sum_b dL/dw_hat_b = the shared-kernel weight gradient (see above)
+            gw = cbw(gyb, x, w_hat[0], None, *cargs, groups, [False, True, False])[1]
+            if reduction == 'mean': gw = gw / (B * replicas)   # the mean over the *global* batch under data parallelism
+            gw = gw.to(wdt)
+        elif ctx.needs_input_grad[1]:                 # 'exact': sum_b a_b * dL/dw_hat_b
+            if loop:
+                g_hat = torch.stack([cbw(gyb[b:b + 1], x[b:b + 1], w_hat[b], None, *cargs, groups, [False, True, False])[1]
+                                     for b in range(B)])
+            else:
+                g_hat = cbw(gyb.reshape(1, -1, *gy.shape[2:]), x.reshape(1, B * cin, *x.shape[2:]), w_hat.flatten(0, 1),
+                            None, *cargs, B * groups, [False, True, False])[1].view(B, *w_hat.shape[1:])
+            gw = _modulation_grad(g_hat, a.to(g_hat.dtype), groups).to(wdt)
+        return gx, gw, None, None, None, None, None, None, None, None, None
+
+def _modulation_grad(g_hat, a, groups):
+    "sum_b a_b * g_hat_b: the gradient of w through w_hat_b = a_b * w (Eq. 12), g_hat (B, c_out, c_in/G, *k), a (B, c_in, *k)."
+    B, cout, cg, *k = g_hat.shape
+    a = a.reshape(B, groups, 1, cg, *k)
+    return (a * g_hat.reshape(B, groups, cout // groups, cg, *k)).sum(0).reshape(cout, cg, *k)
+
+# %% ../nbs/01_ikm.ipynb #c018
 IKM_MODES = ('iso', 'exact', 'go', 'off')
 
 class _IKMConvNd:
     "The IKM behaviour shared by `IKMConv1d` and `IKMConv2d`; mixed into the torch conv classes."
-    def _init_ikm(self, mode, t, iso_reduction):
-        self.mode, self.t, self.iso_reduction = mode, t, iso_reduction
+    def _init_ikm(self, mode, t, iso_reduction, impl=None):
+        self.mode, self.t, self.iso_reduction, self.impl = mode, t, iso_reduction, impl
         self.iso_replicas = 1   # data-parallel replicas whose gradients are averaged (set by the DDP trainer)
+
+    @property
+    def impl(self) -> str | None: return self._impl
+    @impl.setter
+    def impl(self, impl: str | None):
+        if impl is not None and impl not in IKM_IMPLS: raise ValueError(f"unknown IKM implementation {impl!r}: use one of {IKM_IMPLS}")
+        self._impl = impl
+    @property
+    def active_impl(self) -> str:
+        "The implementation the layer runs: its own `impl`, else the module default `ikm_options.impl`."
+        return self._impl or ikm_options.impl
+    @property
+    def takes_attention(self) -> bool:
+        "Whether `forward` uses an `attention=` computed by the caller (e.g. shared by a dense unit): fast path, mode not 'off'."
+        return self.mode != 'off' and self.active_impl == 'fast'
 
     @property
     def mode(self) -> str: return self._mode
@@ -139,7 +300,7 @@ class _IKMConvNd:
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         "The CAG attention of `x`, (B, c_in, *k)."
-        return cag(x, self.kernel_size, self.t)
+        return cag(x, self.kernel_size, self.t, impl=self.active_impl)
 
     def modulated_weight(self, x: torch.Tensor) -> torch.Tensor:
         "The image-specific kernels the layer applies to `x`, (B, c_out, c_in / groups, *k); 'go' gives one per batch."
@@ -148,42 +309,68 @@ class _IKMConvNd:
         if self.mode == 'go': a = a.mean(0, keepdim=True).expand_as(a)
         return modulate(self.weight, a, self.groups)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, # (B, c_in, *spatial)
+                attention: torch.Tensor | None = None, # `self.attention(x)` if the caller has it (used by the fast path)
+               ) -> torch.Tensor:
         if self.mode == 'off': return super().forward(x)
-        a = self.attention(x)
+        fast = self.active_impl == 'fast'
+        if attention is not None and fast:
+            if attention.shape != (x.shape[0], self.in_channels, *self.kernel_size):
+                raise ValueError(f"attention of shape {tuple(attention.shape)} given for an input of shape {tuple(x.shape)}; "
+                                 f"expected {(x.shape[0], self.in_channels, *self.kernel_size)}")
+            a = attention
+        else: a = self.attention(x)
         x, padding = self._explicit_padding(x)
         args = (self.stride, padding, self.dilation, self.groups)
         if self.mode == 'go':   # footnote 1: one kernel, the batch-averaged attention, an ordinary convolution
             w_hat = modulate(self.weight, a.mean(0, keepdim=True), self.groups)[0]
             return _convnd(x.dim() - 2)(x, w_hat, self.bias, *args)
-        if self.mode == 'exact':
+        if not fast and self.mode == 'exact':
             return ikm_conv(x, modulate(self.weight, a, self.groups), self.bias, *args)
-        y = _IsOConv.apply(x, self.weight, a, *args, self.iso_reduction, self.iso_replicas)   # (1, B*c_out, ...)
-        y = y.view(x.shape[0], -1, *y.shape[2:])
+        if fast:
+            y = _IsOConv.apply(x, self.weight, a, *args, self.iso_reduction, self.iso_replicas, self.mode,
+                               _batch_conv_choice(x))
+        else:
+            y = _AuthorsIsOConv.apply(x, self.weight, a, *args, self.iso_reduction, self.iso_replicas)
+        y = y.view(x.shape[0], -1, *y.shape[2:])      # a view made outside the Function: in-place ops on it are allowed
         return y if self.bias is None else y + self.bias.view(1, -1, *([1] * (x.dim() - 2)))
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}"
+        return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}" + (f", impl={self.impl!r}" if self.impl else '')
 
 class IKMConv1d(_IKMConvNd, nn.Conv1d):
     "Drop-in `nn.Conv1d` with image-specific kernel modulation (IKM) and the IsO weight gradient."
     def __init__(self, *args, mode: str = 'iso', # 'iso' | 'exact' | 'go' | 'off'
                  t: Threshold = 0.0, # CAG threshold (Eq. 10), or 'mean' / 'median'
                  iso_reduction: str = 'mean', # IsO: 'mean' of the per-image gradients (authors) or 'sum' (Eq. 15)
+                 impl: str | None = None, # 'fast' | 'reference'; None: the module default `ikm_options.impl`
                  **kwargs):
         super().__init__(*args, **kwargs)
-        self._init_ikm(mode, t, iso_reduction)
+        self._init_ikm(mode, t, iso_reduction, impl)
 
 class IKMConv2d(_IKMConvNd, nn.Conv2d):
     "Drop-in `nn.Conv2d` with image-specific kernel modulation (IKM) and the IsO weight gradient."
     def __init__(self, *args, mode: str = 'iso', # 'iso' | 'exact' | 'go' | 'off'
                  t: Threshold = 0.0, # CAG threshold (Eq. 10), or 'mean' / 'median'
                  iso_reduction: str = 'mean', # IsO: 'mean' of the per-image gradients (authors) or 'sum' (Eq. 15)
+                 impl: str | None = None, # 'fast' | 'reference'; None: the module default `ikm_options.impl`
                  **kwargs):
         super().__init__(*args, **kwargs)
-        self._init_ikm(mode, t, iso_reduction)
+        self._init_ikm(mode, t, iso_reduction, impl)
 
-# %% ../nbs/01_ikm.ipynb #c019
+# %% ../nbs/01_ikm.ipynb #c023
+class ConcatAttention:
+    "The CAG of a growing channel concatenation `cat(parts, 1)`, each part's attention computed once (per kernel size and threshold)."
+    def __init__(self, *parts: torch.Tensor): self.parts, self._done = list(parts), {}
+    def append(self, part: torch.Tensor): self.parts.append(part)
+    def __call__(self, layer: nn.Module) -> torch.Tensor | None:
+        "The attention of `cat(parts, 1)` for IKM `layer`; None if the layer does not take one (not IKM, mode 'off', reference)."
+        if not (isinstance(layer, _IKMConvNd) and layer.takes_attention): return None
+        done = self._done.setdefault((tuple(layer.kernel_size), layer.t), [])
+        for p in self.parts[len(done):]: done.append(layer.attention(p))
+        return done[0] if len(done) == 1 else torch.cat(done, 1)
+
+# %% ../nbs/01_ikm.ipynb #c026
 def _is_target(m: nn.Module, kernel_sizes) -> bool:
     return (type(m) in (nn.Conv1d, nn.Conv2d) and not m.transposed
             and all(k in kernel_sizes for k in m.kernel_size))
@@ -194,6 +381,7 @@ def ikm_convert(model: nn.Module, # any network; changed in place
                 mode: str = 'iso', # IKM mode of the new layers
                 t: Threshold = 0.0, # CAG threshold
                 iso_reduction: str = 'mean', # IsO rule
+                impl: str | None = None, # 'fast' | 'reference'; None: the module default
                ) -> nn.Module:
     "Replace the matching `nn.Conv1d`/`nn.Conv2d` of `model` by IKM layers with the same weights; return `model`."
     targets = [(n, m) for n, m in model.named_modules() if _is_target(m, kernel_sizes) and (include is None or include(n, m))]
@@ -201,7 +389,8 @@ def ikm_convert(model: nn.Module, # any network; changed in place
         cls = IKMConv1d if isinstance(m, nn.Conv1d) else IKMConv2d
         new = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
                   groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode,
-                  device=m.weight.device, dtype=m.weight.dtype, mode=mode, t=t, iso_reduction=iso_reduction)
+                  device=m.weight.device, dtype=m.weight.dtype, mode=mode, t=t, iso_reduction=iso_reduction,
+                  impl=impl)
         new.weight = m.weight                       # the same Parameter objects: optimizers keep working
         if m.bias is not None: new.bias = m.bias
         parent = model.get_submodule(name.rpartition('.')[0]) if '.' in name else model
@@ -224,4 +413,12 @@ def set_ikm_mode(model: nn.Module, # a network with IKM layers
         m.mode = mode
         if t is not None: m.t = t
         if iso_reduction is not None: m.iso_reduction = iso_reduction
+    return model
+
+def set_ikm_impl(model: nn.Module, # a network with IKM layers
+                 impl: str | None, # 'fast' | 'reference'; None: follow the module default `ikm_options.impl` again
+                ) -> nn.Module:
+    "Pin the implementation of every IKM layer of `model`; return `model`."
+    if impl is not None and impl not in IKM_IMPLS: raise ValueError(f"unknown IKM implementation {impl!r}: use one of {IKM_IMPLS}")
+    for m in ikm_layers(model): m.impl = impl
     return model

@@ -12,7 +12,8 @@ import torch.nn as nn
 from ikm_nb.arch import (UHDN, UHDNConfig, UHDB, DenseUnit, RDB, PRESETS, preset, uhdn, uhdn_l, clamp_depths,
                          fig8_presets)
 from ikm_nb.complexity import count_params, count_macs, complexity_table
-from ikm_nb.ikm import IKMConv2d, ikm_layers
+from ikm_nb.arch import conv_factory
+from ikm_nb.ikm import IKMConv2d, ikm_layers, ikm_impl, set_ikm_impl, set_ikm_mode
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -236,3 +237,73 @@ def test_fig8_grid_labels():
     assert 'fig8_N4M6C64' in g and g['fig8_N4M6C64'] == preset('uhdn')
     assert g['fig8_N4M4C64'].depths == (6, 4, 4, 6)                          # Sec. IV-D1: M = 4 -> [6, 4, 4, 6]
     assert all(k in PRESETS for k in g)
+
+
+# ---------------------------------------------------------------- the fast path (shared attention, dense buffer) == reference
+def _grads(m):
+    return [p.grad.clone() for p in m.parameters()]
+
+
+def _rel(a, b): return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
+
+
+@pytest.mark.parametrize('batch_conv', ['grouped', 'loop'])
+def test_dense_unit_fast_equals_reference(batch_conv):
+    "float64: a dense unit of IKM layers, every mode: outputs, input and parameter gradients; no-grad outputs (dense buffer)."
+    torch.manual_seed(0)
+    u = DenseUnit(8, 4, 4, conv=conv_factory(True), kernel_size=3).double()
+    x = torch.randn(3, 8, 10, 7, dtype=torch.float64, requires_grad=True)
+    gy = torch.randn(3, 8, 10, 7, dtype=torch.float64)
+    for mode, red in [('iso', 'mean'), ('iso', 'sum'), ('exact', 'mean'), ('go', 'mean'), ('off', 'mean')]:
+        set_ikm_mode(u, mode, iso_reduction=red)
+        res = {}
+        for impl, bc in [('reference', 'auto'), ('fast', batch_conv)]:
+            set_ikm_impl(u, impl); u.zero_grad(); x.grad = None
+            with ikm_impl(batch_conv=bc):
+                y = u(x); y.backward(gy)
+                with torch.no_grad(): y1, y3 = u(x[:1]), u(x)
+            res[impl] = [y, x.grad, *_grads(u), y1, y3]
+        for got, want in zip(res['fast'], res['reference']):
+            assert _rel(got, want) < 1e-12, mode
+
+
+def test_dense_unit_computes_each_channels_attention_once(monkeypatch):
+    seen = []
+    orig = IKMConv2d.attention
+    def spy(self, x): seen.append(x.shape[1]); return orig(self, x)
+    monkeypatch.setattr(IKMConv2d, 'attention', spy)
+    u = DenseUnit(64, 6, 12, conv=conv_factory(True))
+    x = torch.randn(1, 64, 6, 6)
+    u(x)
+    assert seen == [64] + [12] * 5                                        # the input once, then each new part once
+    seen.clear(); set_ikm_impl(u, 'reference'); u(x)
+    assert seen == [64 + 12 * i for i in range(6)]                        # the authors: every conv its whole input
+
+
+def test_dense_buffer_equals_concatenation():
+    torch.manual_seed(0)
+    for conv in (nn.Conv2d, conv_factory(True)):
+        u = DenseUnit(8, 5, 4, conv=conv).double().requires_grad_(False)
+        for x in (torch.randn(1, 8, 7, 9, dtype=torch.float64), torch.randn(3, 8, 7, 9, dtype=torch.float64),
+                  torch.randn(2, 8, 7, 9, dtype=torch.float64).contiguous(memory_format=torch.channels_last)):
+            y_cat = u(x)                                                  # grad mode: torch.cat
+            with torch.no_grad(): y_buf = u(x)                            # no grad: one pre-allocated buffer
+            assert _rel(y_buf, y_cat) < 1e-14
+
+
+def test_uhdn_fast_equals_reference():
+    "float64, a small U-HDN: the network's output and every parameter's gradient, training and inference, each mode."
+    torch.manual_seed(0)
+    m = UHDN(n_blocks=1, channels=8, growth=4, depths=(4, 4, 4, 4, 4, 4)).double()
+    x = torch.rand(2, 3, 9, 12, dtype=torch.float64)
+    for mode in ('iso', 'exact', 'go'):
+        m.set_ikm_mode(mode)
+        res = {}
+        for impl in ('reference', 'fast'):
+            set_ikm_impl(m, impl); m.zero_grad(); m.train()
+            y = m(x); y.square().mean().backward()
+            m.eval()
+            with torch.no_grad(): yi = m(x[:1])
+            res[impl] = [y, *_grads(m), yi]
+        for got, want in zip(res['fast'], res['reference']):
+            assert _rel(got, want) < 1e-11, mode

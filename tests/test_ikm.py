@@ -1,9 +1,10 @@
-"""IKM layers against a slow per-image reference loop, in float64."""
+"""IKM layers against a slow per-image reference loop, in float64; the fast path against the reference implementation."""
 import itertools, random
 import pytest, torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ikm_nb.ikm import IKMConv1d, IKMConv2d, cag, ikm_convert, set_ikm_mode, ikm_layers
+from ikm_nb.ikm import (IKMConv1d, IKMConv2d, cag, ikm_convert, set_ikm_mode, ikm_layers, ikm_impl, ikm_options, set_ikm_impl,
+                        ConcatAttention, IKM_IMPLS, BATCH_CONVS)
 
 torch.set_default_dtype(torch.float64)
 DEFAULT_DTYPE = torch.float64   # conftest applies it to every test of this module
@@ -75,8 +76,16 @@ def make(c, mode, t=0.0):
     x = torch.randn(c['B'], c['cin'], *c['size'])
     return conv, x
 
+# every implementation: the reference (authors' grouped conv) and the fast path with each way of applying B kernels
+IMPLS = [('reference', 'auto'), ('fast', 'grouped'), ('fast', 'loop')]
+impl_ids = lambda v: f"{v[0]}-{v[1]}"
+
+@pytest.fixture(params=IMPLS, ids=impl_ids)
+def impl(request):
+    with ikm_impl(*request.param): yield request.param
+
 @pytest.mark.parametrize('c', cases(), ids=lambda c: f"{c['nd']}d-B{c['B']}-k{c['k']}-d{c['d']}-g{c['groups']}")
-def test_forward_matches_per_image_reference(c):
+def test_forward_matches_per_image_reference(c, impl):
     for mode in ('iso', 'exact'):
         torch.manual_seed(1)
         conv, x = make(c, mode)
@@ -84,7 +93,7 @@ def test_forward_matches_per_image_reference(c):
         assert rel_err(conv(x), y_ref) < 1e-10
 
 @pytest.mark.parametrize('c', cases(12, seed=1), ids=lambda c: f"{c['nd']}d-B{c['B']}-k{c['k']}-d{c['d']}")
-def test_each_modes_gradients(c):
+def test_each_modes_gradients(c, impl):
     torch.manual_seed(2)
     conv, x = make(c, 'iso')
     x.requires_grad_()
@@ -116,7 +125,7 @@ def test_each_modes_gradients(c):
     assert rel_err(y, y_ref) < 1e-10 and rel_err(conv.weight.grad, w.grad) < 1e-10
 
 @pytest.mark.parametrize('nd', [1, 2])
-def test_batch_independence(nd):
+def test_batch_independence(nd, impl):
     cls = IKMConv1d if nd == 1 else IKMConv2d
     conv = cls(4, 3, 3, padding=1)
     x = torch.randn(6, 4, *[11] * nd); x2 = x.clone(); x2[1:] = torch.randn_like(x2[1:])
@@ -129,9 +138,10 @@ def test_batch_independence(nd):
 
 @pytest.mark.parametrize('t', [0.0, 0.3, 'mean', 'median'])
 @pytest.mark.parametrize('shape,k', [((3, 5, 17), 3), ((2, 4, 13, 9), 3), ((2, 3, 10, 16), 5), ((1, 2, 4, 7), 3)])
-def test_cag_matches_reference_and_range(shape, k, t):
+@pytest.mark.parametrize('which', IKM_IMPLS)
+def test_cag_matches_reference_and_range(shape, k, t, which):
     x = torch.randn(*shape)
-    a = cag(x, k, t)
+    a = cag(x, k, t, impl=which)
     assert rel_err(a, ref_cag(x, k, t)) < 1e-12
     assert ((a > 1) & (a < 2)).all()
 
@@ -177,7 +187,7 @@ def test_ikm_convert_keeps_parameters_and_optimizer():
     assert all(m.mode == 'go' and m.t == 'mean' for m in ikm_layers(net))
     with pytest.raises(ValueError, match='unknown IKM mode'): set_ikm_mode(net, 'fast')
 
-def test_optimizer_step_iso_equals_manual_authors_rule():
+def test_optimizer_step_iso_equals_manual_authors_rule(impl):
     "IsO inside the layer == the authors' loop (grouped conv, then replace .grad by the batch mean)."
     torch.manual_seed(3)
     conv = IKMConv2d(4, 3, 3, padding=1, bias=False)
@@ -191,7 +201,7 @@ def test_optimizer_step_iso_equals_manual_authors_rule():
     assert rel_err(conv.weight.grad, authors) < 1e-10
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16])
-def test_autocast_backward_runs(dtype):
+def test_autocast_backward_runs(dtype, impl):
     conv = IKMConv2d(4, 3, 3, padding=1).float()
     x = torch.randn(3, 4, 8, 8, dtype=torch.float32, requires_grad=True)
     with torch.autocast('cpu', dtype=dtype):
@@ -199,10 +209,148 @@ def test_autocast_backward_runs(dtype):
     y.float().sum().backward()
     assert conv.weight.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
 
-def test_inplace_activation_after_ikm():
+def test_inplace_activation_after_ikm(impl):
     conv = IKMConv2d(3, 4, 3, padding=1, bias=False)
     x = torch.randn(3, 3, 8, 8, requires_grad=True)
     for mode in ('iso', 'exact', 'go'):
         conv.mode = mode
         y = F.relu(conv(x), inplace=True)
         y.sum().backward()
+
+
+# ---- the fast path against the reference implementation ------------------------------------
+def adaptive_pool_cag(x, k, t=0.0):
+    "CAG written with F.adaptive_avg_pool1d/2d, as the authors do (independent of ikm_nb)."
+    thr = t
+    if isinstance(t, str):
+        flat = x.flatten(2)
+        thr = (flat.mean(-1) if t == 'mean' else flat.median(-1).values).reshape(*x.shape[:2], *[1] * (x.dim() - 2))
+    m = (x >= thr).to(x.dtype)
+    pooled = (F.adaptive_avg_pool1d if x.dim() == 3 else F.adaptive_avg_pool2d)(m, (k,) * (x.dim() - 2))
+    s = torch.softmax(pooled.flatten(2), -1) * k ** (x.dim() - 2)
+    return (1 + torch.sigmoid(s - 1)).view_as(pooled)
+
+@pytest.mark.parametrize('shape', [(2, 3, 48, 48), (1, 4, 180, 240), (2, 3, 13, 7), (2, 2, 5, 16), (3, 2, 3, 3), (2, 3, 17),
+                                   (2, 3, 30), (1, 2, 7, 50)])
+@pytest.mark.parametrize('k', [3, 5])
+@pytest.mark.parametrize('t', [0.0, -0.2, 'mean', 'median'])
+def test_fast_cag_equals_adaptive_avg_pool(shape, k, t):
+    torch.manual_seed(0)
+    x = torch.randn(*shape)
+    x[0, 0].clamp_(min=0)                              # a map with ties at the threshold
+    want = adaptive_pool_cag(x, k, t)
+    assert rel_err(cag(x, k, t, impl='fast'), want) < 1e-13
+    assert rel_err(cag(x, k, t, impl='reference'), want) < 1e-13
+    if x.dim() == 4:                                  # any memory format
+        assert rel_err(cag(x.contiguous(memory_format=torch.channels_last), k, t, impl='fast'), want) < 1e-13
+    assert rel_err(cag(x.float(), k, t, impl='fast').double(), want) < 1e-6
+    assert cag(x.float(), k, t, impl='fast').dtype == torch.float32
+
+def test_fast_cag_half_precision_counts():
+    "bf16 features: the fast path counts in float32 (exact); the reference pools bf16 0/1 maps. Both agree to bf16 precision."
+    x = torch.randn(2, 3, 60, 90)
+    a16 = cag(x.bfloat16(), 3, impl='fast')
+    assert a16.dtype == torch.bfloat16
+    assert (a16.double() - adaptive_pool_cag(x, 3)).abs().max() < 1e-2
+
+def test_cag_of_concatenation_is_concatenation_of_cags():
+    torch.manual_seed(0)
+    parts = [torch.randn(2, c, 11, 9) for c in (5, 3, 3)]
+    for t in (0.0, 'median'):
+        conv = IKMConv2d(11, 4, 3, padding=1, t=t)
+        ca = ConcatAttention(parts[0])
+        a1 = ca(IKMConv2d(5, 4, 3, padding=1, t=t))
+        assert rel_err(a1, cag(parts[0], 3, t)) < 1e-15
+        ca.append(parts[1]); ca.append(parts[2])
+        assert rel_err(ca(conv), cag(torch.cat(parts, 1), 3, t)) < 1e-15
+        assert rel_err(ca(conv), ref_cag(torch.cat(parts, 1), 3, t)) < 1e-12
+        conv.mode = 'off'; assert ca(conv) is None
+        conv.mode = 'iso'; conv.impl = 'reference'; assert ca(conv) is None
+        assert ca(nn.Conv2d(11, 4, 3)) is None
+
+@pytest.mark.parametrize('mode', ['iso', 'exact', 'go'])
+@pytest.mark.parametrize('batch_conv', ['grouped', 'loop'])
+def test_given_attention_equals_own(mode, batch_conv):
+    torch.manual_seed(0)
+    conv = IKMConv2d(4, 3, 3, padding=1, mode=mode)
+    x = torch.randn(3, 4, 9, 8, requires_grad=True); gy = torch.randn(3, 3, 9, 8)
+    with ikm_impl('fast', batch_conv):
+        y1 = conv(x); y1.backward(gy); g1 = (x.grad.clone(), conv.weight.grad.clone())
+        x.grad = None; conv.zero_grad()
+        y2 = conv(x, attention=conv.attention(x)); y2.backward(gy)
+    assert rel_err(y2, y1) < 1e-15 and rel_err(x.grad, g1[0]) < 1e-15 and rel_err(conv.weight.grad, g1[1]) < 1e-15
+    with pytest.raises(ValueError, match='attention of shape'):
+        conv(x, attention=torch.ones(3, 5, 3, 3))
+
+@pytest.mark.parametrize('c', cases(16, seed=5), ids=lambda c: f"{c['nd']}d-B{c['B']}-k{c['k']}-d{c['d']}-g{c['groups']}")
+@pytest.mark.parametrize('batch_conv', ['grouped', 'loop'])
+def test_fast_equals_reference_every_mode(c, batch_conv):
+    "Outputs, input gradients and each mode's weight (and bias) gradient: fast path == reference implementation."
+    torch.manual_seed(4)
+    conv, x = make(c, 'iso')
+    x.requires_grad_()
+    y0 = conv(x)
+    gy = torch.randn_like(y0)
+    for mode, red in [('iso', 'mean'), ('iso', 'sum'), ('exact', 'mean'), ('go', 'mean'), ('off', 'mean')]:
+        conv.mode, conv.iso_reduction, conv.iso_replicas = mode, red, 3 if mode == 'iso' else 1
+        out = {}
+        for impl, bc in [('reference', 'auto'), ('fast', batch_conv)]:
+            conv.impl = impl; conv.zero_grad(); x.grad = None
+            with ikm_impl(batch_conv=bc):
+                y = conv(x); y.backward(gy)
+            out[impl] = [y, x.grad, conv.weight.grad] + ([conv.bias.grad] if conv.bias is not None else [])
+        for got, want in zip(out['fast'], out['reference']):
+            assert rel_err(got, want) < 1e-12, (mode, red)
+
+def test_iso_replicas_divides_the_mean(impl):
+    torch.manual_seed(0)
+    conv = IKMConv2d(3, 2, 3, padding=1, bias=False)
+    x = torch.randn(4, 3, 6, 6); gy = torch.randn(4, 2, 6, 6)
+    conv(x).backward(gy); g1 = conv.weight.grad.clone(); conv.zero_grad()
+    conv.iso_replicas = 2
+    conv(x).backward(gy)
+    assert rel_err(conv.weight.grad, g1 / 2) < 1e-14
+
+def test_impl_switches():
+    conv = IKMConv2d(3, 2, 3, padding=1)
+    assert conv.impl is None and conv.active_impl == ikm_options.impl == 'fast' and conv.takes_attention
+    with ikm_impl('reference'):
+        assert conv.active_impl == 'reference' and not conv.takes_attention
+        with ikm_impl(batch_conv='loop'): assert ikm_options.batch_conv == 'loop' and ikm_options.impl == 'reference'
+        assert ikm_options.batch_conv == 'auto'
+    assert conv.active_impl == 'fast'
+    conv.impl = 'reference'; assert conv.active_impl == 'reference' and 'impl=' in repr(conv)
+    with ikm_impl('fast'): assert conv.active_impl == 'reference'        # a layer's own impl wins
+    conv.mode = 'off'; assert not conv.takes_attention
+    with pytest.raises(ValueError, match='unknown IKM implementation'): conv.impl = 'triton'
+    with pytest.raises(ValueError, match='unknown IKM implementation'):
+        with ikm_impl('slow'): pass
+    with pytest.raises(ValueError, match='unknown batch_conv'):
+        with ikm_impl(batch_conv='vmap'): pass
+    assert ikm_options.impl == 'fast' and ikm_options.batch_conv == 'auto'
+    assert IKMConv2d(3, 2, 3, impl='reference').impl == 'reference'
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3))
+    ikm_convert(net, impl='reference')
+    assert all(l.impl == 'reference' for l in ikm_layers(net))
+    set_ikm_impl(net, None); assert all(l.impl is None for l in ikm_layers(net))
+    assert list(IKMConv2d(3, 4, 3, impl='reference').state_dict()) == list(nn.Conv2d(3, 4, 3).state_dict())
+
+def test_batch_of_one_is_a_plain_convolution_with_modulated_weight():
+    conv = IKMConv2d(4, 3, 3, padding=1)
+    x = torch.randn(1, 4, 10, 10)
+    for bc in BATCH_CONVS:
+        with ikm_impl('fast', bc):
+            assert rel_err(conv(x), F.conv2d(x, conv.modulated_weight(x)[0], conv.bias, 1, 1)) < 1e-14
+
+def test_auto_batch_conv_policy():
+    from ikm_nb.ikm import _batch_conv_choice
+    x = torch.randn(4, 3, 8, 8)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1); assert _batch_conv_choice(x) == 'loop'
+        torch.set_num_threads(2)
+        assert _batch_conv_choice(x) == 'grouped'
+        assert _batch_conv_choice(x.contiguous(memory_format=torch.channels_last)) == 'loop'
+        with ikm_impl(batch_conv='grouped'): torch.set_num_threads(1); assert _batch_conv_choice(x) == 'grouped'
+    finally:
+        torch.set_num_threads(n)
