@@ -26,24 +26,24 @@ def latest_step(run_dir):
     except CheckpointError: return -1
 
 def test_resume_after_sigkill_is_exact(tmp_path):
-    common = ['--steps', '10', '--ckpt-every', '1', '--out-dir', str(tmp_path)]
+    common = ['--steps', '40', '--ckpt-every', '1', '--out-dir', str(tmp_path)]
     subprocess.run(cli(*common, '--run-name', 'straight'), check=True, cwd=ROOT, env=ENV, capture_output=True)
     run = tmp_path / 'killed'
     p = subprocess.Popen(cli(*common, '--run-name', 'killed'), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
-    while latest_step(run) < 4:
+    while latest_step(run) < 3:
         assert p.poll() is None, 'the run ended before it could be killed'
         assert time.time() - t0 < 120, 'no checkpoint appeared'
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL); p.wait()
     killed_at = latest_step(run)
-    assert 4 <= killed_at < 10, killed_at                  # killed mid-run
+    assert 3 <= killed_at < 40, killed_at                  # killed mid-run
     r = subprocess.run(cli(*common, '--run-name', 'killed'), cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert latest_step(run) == 10
+    assert latest_step(run) == 40
     assert_same(weights(tmp_path / 'straight'), weights(run))
     rows = list(csv.DictReader(open(run / 'metrics.csv')))
-    assert [int(r['step']) for r in rows] == list(range(1, 11))   # no duplicated or missing rows after resume
+    assert [int(r['step']) for r in rows] == list(range(1, 41))   # no duplicated or missing rows after resume
     assert not list(run.rglob('*.tmp'))                           # no half-written file left behind
 
 def test_ddp_two_processes_equal_one(tmp_path):
