@@ -16,3 +16,13 @@ def _default_dtype(request):
     torch.set_default_dtype(getattr(request.module, 'DEFAULT_DTYPE', torch.float32))
     yield
     torch.set_default_dtype(before)
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread(request):
+    "Modules with `ONE_THREAD = True` (many small tensor ops) run on one thread: on 2 shared cores it is several times faster."
+    import torch
+    if not getattr(request.module, 'ONE_THREAD', False):
+        yield; return
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

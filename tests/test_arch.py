@@ -16,13 +16,7 @@ from ikm_nb.arch import conv_factory
 from ikm_nb.ikm import IKMConv2d, ikm_layers, ikm_impl, set_ikm_impl, set_ikm_mode
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Small convolutions on a shared 2-core machine: one thread is several times faster than two competing ones."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+ONE_THREAD = True   # many small tensor ops: conftest runs this module on one thread (restored after)
 
 
 def meta(cfg_or_name, **kw):

@@ -7,12 +7,7 @@ from PIL import Image
 from ikm_nb.resize import imresize, modcrop
 from ikm_nb.metrics import psnr, ssim, psnr_ssim, rgb_to_y, ssim_index, to_uint8
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Many small tensor ops: one thread is faster than two on cores shared with other jobs (restored after)."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+ONE_THREAD = True   # many small tensor ops: conftest runs this module on one thread (restored after)
 
 def load(path):
     "uint8 (C, H, W) from a PNG, C = 1 for grayscale; PIL directly (independent of ikm_nb.data)."

@@ -6,12 +6,7 @@ import torch
 from PIL import Image
 from ikm_nb.resize import imresize, modcrop, resize_weights
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Many small tensor ops: one thread is faster than two on cores shared with other jobs (restored after)."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+ONE_THREAD = True   # many small tensor ops: conftest runs this module on one thread (restored after)
 
 SCALES = (2, 3, 4)
 
