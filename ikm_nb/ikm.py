@@ -11,29 +11,35 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['IKM_IMPLS', 'BATCH_CONVS', 'ikm_options', 'Threshold', 'IKM_MODES', 'IKMOptions', 'ikm_impl', 'cag', 'modulate',
+__all__ = ['IKM_IMPLS', 'BATCH_CONVS', 'IKM_MODES', 'ikm_options', 'Threshold', 'IKMOptions', 'ikm_impl', 'cag', 'modulate',
            'ikm_conv', 'IKMConv1d', 'IKMConv2d', 'ConcatAttention', 'ikm_convert', 'ikm_layers', 'set_ikm_mode',
            'set_ikm_impl']
 
 # %% ../nbs/01_ikm.ipynb #c005
 IKM_IMPLS = ('fast', 'reference')
 BATCH_CONVS = ('auto', 'grouped', 'loop')
+IKM_MODES = ('iso', 'exact', 'go', 'off')
+
+def _check_choice(v, choices, what: str, optional: bool = False):
+    "`v` if it is one of `choices` (or None when `optional`), else a ValueError naming the choices."
+    if (v is None and optional) or v in choices: return v
+    raise ValueError(f"unknown {what} {v!r}: use one of {choices}")
+
+class _Choice:
+    "A validated attribute: one of `choices` (or None when `optional`); `message` overrides the error text."
+    def __init__(self, choices, what: str, optional: bool = False, message: str | None = None):
+        self.choices, self.what, self.optional, self.message = choices, what, optional, message
+    def __set_name__(self, owner, name): self.attr = '_' + name
+    def __get__(self, obj, owner=None): return self if obj is None else getattr(obj, self.attr)
+    def __set__(self, obj, v):
+        if self.message and not (v in self.choices or (v is None and self.optional)): raise ValueError(self.message.format(v=v))
+        setattr(obj, self.attr, _check_choice(v, self.choices, self.what, self.optional))
 
 class IKMOptions:
     "Module-level switches of the IKM layers (one instance: `ikm_options`)."
+    impl = _Choice(IKM_IMPLS, 'IKM implementation')
+    batch_conv = _Choice(BATCH_CONVS, 'batch_conv')
     def __init__(self): self.impl, self.batch_conv = 'fast', 'auto'
-    @property
-    def impl(self) -> str: return self._impl
-    @impl.setter
-    def impl(self, v: str):
-        if v not in IKM_IMPLS: raise ValueError(f"unknown IKM implementation {v!r}: use one of {IKM_IMPLS}")
-        self._impl = v
-    @property
-    def batch_conv(self) -> str: return self._batch_conv
-    @batch_conv.setter
-    def batch_conv(self, v: str):
-        if v not in BATCH_CONVS: raise ValueError(f"unknown batch_conv {v!r}: use one of {BATCH_CONVS}")
-        self._batch_conv = v
     def __repr__(self): return f"IKMOptions(impl={self.impl!r}, batch_conv={self.batch_conv!r})"
 
 ikm_options = IKMOptions()   # impl: default implementation; batch_conv: how the fast path applies B kernels (see below)
@@ -52,9 +58,7 @@ def ikm_impl(impl: str | None = None, # 'fast' | 'reference': the default of lay
         ikm_options.impl, ikm_options.batch_conv = old
 
 def _resolve_impl(impl: str | None) -> str:
-    if impl is None: return ikm_options.impl
-    if impl not in IKM_IMPLS: raise ValueError(f"unknown IKM implementation {impl!r}: use one of {IKM_IMPLS}")
-    return impl
+    return ikm_options.impl if impl is None else _check_choice(impl, IKM_IMPLS, 'IKM implementation')
 
 # %% ../nbs/01_ikm.ipynb #c007
 Threshold = Union[float, Literal['mean', 'median']]
@@ -251,20 +255,16 @@ def _modulation_grad(g_hat, a, groups):
     return (a * g_hat.reshape(B, groups, cout // groups, cg, *k)).sum(0).reshape(cout, cg, *k)
 
 # %% ../nbs/01_ikm.ipynb #c018
-IKM_MODES = ('iso', 'exact', 'go', 'off')
-
 class _IKMConvNd:
     "The IKM behaviour shared by `IKMConv1d` and `IKMConv2d`; mixed into the torch conv classes."
+    mode = _Choice(IKM_MODES, 'IKM mode')
+    impl = _Choice(IKM_IMPLS, 'IKM implementation', optional=True)   # None: follow `ikm_options.impl`
+    iso_reduction = _Choice(('mean', 'sum'), 'iso_reduction',
+                            message="iso_reduction must be 'mean' (the authors' training) or 'sum' (Eq. 15), got {v!r}")
     def _init_ikm(self, mode, t, iso_reduction, impl=None):
         self.mode, self.t, self.iso_reduction, self.impl = mode, t, iso_reduction, impl
         self.iso_replicas = 1   # data-parallel replicas whose gradients are averaged (set by the DDP trainer)
 
-    @property
-    def impl(self) -> str | None: return self._impl
-    @impl.setter
-    def impl(self, impl: str | None):
-        if impl is not None and impl not in IKM_IMPLS: raise ValueError(f"unknown IKM implementation {impl!r}: use one of {IKM_IMPLS}")
-        self._impl = impl
     @property
     def active_impl(self) -> str:
         "The implementation the layer runs: its own `impl`, else the module default `ikm_options.impl`."
@@ -273,20 +273,6 @@ class _IKMConvNd:
     def takes_attention(self) -> bool:
         "Whether `forward` uses an `attention=` computed by the caller (e.g. shared by a dense unit): fast path, mode not 'off'."
         return self.mode != 'off' and self.active_impl == 'fast'
-
-    @property
-    def mode(self) -> str: return self._mode
-    @mode.setter
-    def mode(self, mode: str):
-        if mode not in IKM_MODES: raise ValueError(f"unknown IKM mode {mode!r}: use one of {IKM_MODES}")
-        self._mode = mode
-
-    @property
-    def iso_reduction(self) -> str: return self._iso_reduction
-    @iso_reduction.setter
-    def iso_reduction(self, r: str):
-        if r not in ('mean', 'sum'): raise ValueError(f"iso_reduction must be 'mean' (the authors' training) or 'sum' (Eq. 15), got {r!r}")
-        self._iso_reduction = r
 
     def _explicit_padding(self, x):
         "Pad `x` unless the padding is plain zeros given as numbers; return (x, numeric padding)."
@@ -408,7 +394,7 @@ def set_ikm_mode(model: nn.Module, # a network with IKM layers
                  iso_reduction: str | None = None, # also set the IsO rule, if given
                 ) -> nn.Module:
     "Set the mode (and optionally threshold, IsO rule) of every IKM layer of `model`; return `model`."
-    if mode not in IKM_MODES: raise ValueError(f"unknown IKM mode {mode!r}: use one of {IKM_MODES}")
+    _check_choice(mode, IKM_MODES, 'IKM mode')
     for m in ikm_layers(model):
         m.mode = mode
         if t is not None: m.t = t
@@ -419,6 +405,6 @@ def set_ikm_impl(model: nn.Module, # a network with IKM layers
                  impl: str | None, # 'fast' | 'reference'; None: follow the module default `ikm_options.impl` again
                 ) -> nn.Module:
     "Pin the implementation of every IKM layer of `model`; return `model`."
-    if impl is not None and impl not in IKM_IMPLS: raise ValueError(f"unknown IKM implementation {impl!r}: use one of {IKM_IMPLS}")
+    _check_choice(impl, IKM_IMPLS, 'IKM implementation', optional=True)
     for m in ikm_layers(model): m.impl = impl
     return model
