@@ -15,8 +15,8 @@ from .ikm import IKMConv2d, IKM_MODES, ikm_layers, set_ikm_mode, ConcatAttention
 
 # %% auto #0
 __all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory',
-           'CA', 'SA', 'make_attention', 'Composite', 'DenseUnit', 'UHDB', 'RDB', 'ResBlock', 'Upsampler', 'UHDNConfig',
-           'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn', 'uhdn_l']
+           'CA', 'SA', 'make_attention', 'Composite', 'DenseUnit', 'set_dense_split', 'UHDB', 'RDB', 'ResBlock',
+           'Upsampler', 'UHDNConfig', 'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn', 'uhdn_l']
 
 # %% ../nbs/02_arch.ipynb #c005
 DEPTH_CLAMP = (4, 16)  # the authors' bounds on a dense unit's depth
@@ -101,12 +101,16 @@ class DenseUnit(nn.Module):
     def __init__(self, channels: int, # C
                  depth: int, # d (used as given: the clamp is the network's, see `UHDNConfig.depth_clamp`)
                  growth: int, # g
+                 split: bool = True, # run split where exact (below); False: every conv reads the concatenation
                  **layer_kw): # `Composite` options: kernel_size, dilation, conv, attention, reduction
         super().__init__()
         self.layers = nn.ModuleList(Composite(channels + i * growth, growth, **layer_kw) for i in range(depth))
         self.transition = nn.Conv2d(channels + depth * growth, channels, 1, bias=False)
+        self.split = split
 
     def forward(self, x):  # (B, C, H, W)
+        how = self._split_how() if self.split else None
+        if how is not None: return self._forward_split(how, x)
         shared = any(getattr(l.conv, 'takes_attention', False) for l in self.layers)
         att = ConcatAttention(x) if shared else None      # each channel's CAG once per unit (IKM fast path)
         buf = None
@@ -121,6 +125,63 @@ class DenseUnit(nn.Module):
             else: buf[:, n:n + y.shape[1]] = y; x = buf[:, :n + y.shape[1]]
             n += y.shape[1]
         return self.transition(x)                                  # (B, C, H, W)
+
+    def _split_how(self):
+        """How the unit can run split (below), or None: 'plain' (every conv an `nn.Conv2d`), or the first layer's IKM conv
+        (every conv IKM on the fast path, a numeric threshold t <= 0, and every layer's output nonnegative: ReLU, then no
+        attention, CA or SA); in both cases with the same geometry and groups 1."""
+        if not self.layers: return None
+        c0 = self.layers[0].conv
+        key = _conv_settings(c0)
+        if any(_conv_settings(l.conv) != key for l in self.layers) or c0.groups != 1: return None
+        if c0.padding_mode != 'zeros' or isinstance(c0.padding, str): return None
+        if type(c0) is nn.Conv2d: return 'plain'
+        if not (isinstance(c0, IKMConv2d) and c0.takes_attention and c0.constant_on_nonnegative): return None
+        if any(type(l.act) is not nn.ReLU or type(l.att) not in (nn.Identity, CA, SA) for l in self.layers): return None
+        return c0
+
+    def _forward_split(self, how, x):
+        "The unit as one convolution of its input by every layer's kernels on it, plus convolutions of the growth channels only."
+        B, C = x.shape[:2]
+        wx = torch.cat([l.conv.weight[:, :C] for l in self.layers])       # every conv's kernels on x, stacked: (d g, C, k, k)
+        if how == 'plain':
+            grow = lambda conv, inp, w: F.conv2d(inp, w, None, conv.stride, conv.padding, conv.dilation)
+            yx = grow(self.layers[0].conv, x, wx)                          # (B, d g, H, W)
+        else:
+            grow = lambda conv, inp, w: conv.nonnegative_conv(inp, w)     # growth channels: one constant attention (below)
+            yx = how.modulated_conv(x, how.attention(x), wx)              # the input's CAG once; one image-specific conv
+        buf = None
+        if not torch.is_grad_enabled() and x.is_contiguous():             # no autograd: one buffer, written once per part
+            buf = x.new_empty(B, self.transition.in_channels, *x.shape[2:])
+        ys, o = [], 0
+        for i, l in enumerate(self.layers):
+            g = l.conv.out_channels
+            z = yx[:, o:o + g]
+            if i:
+                grown = buf[:, C:C + o] if buf is not None else ys[0] if i == 1 else torch.cat(ys, 1)
+                z = z + grow(l.conv, grown, l.conv.weight[:, C:])
+            if l.conv.bias is not None: z = z + l.conv.bias.view(1, -1, 1, 1)
+            y = l.att(l.act(z))                                            # (B, g, H, W)
+            if buf is None: ys.append(y)
+            else: buf[:, C + o:C + o + g] = y
+            o += g
+        if buf is None: return self.transition(torch.cat([x, *ys], 1))
+        buf[:, :C] = x
+        return self.transition(buf)                                        # (B, C, H, W)
+
+def _conv_settings(conv) -> tuple:
+    "What must agree between the convs a dense unit runs as one: class, geometry and (IKM) settings."
+    geo = (type(conv), conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.padding_mode, conv.groups)
+    if not isinstance(conv, IKMConv2d): return geo
+    return geo + (conv.mode, conv.t, conv.iso_reduction, conv.active_impl, conv.iso_replicas)
+
+def set_dense_split(model: nn.Module, # a network with dense units
+                    split: bool, # True: split where exact (the default); False: every conv reads the concatenation
+                   ) -> nn.Module:
+    "Switch every `DenseUnit` of `model` between the split and the concatenating formulation (same numbers); return `model`."
+    for m in model.modules():
+        if isinstance(m, DenseUnit): m.split = split
+    return model
 
 # %% ../nbs/02_arch.ipynb #c019
 class UHDB(nn.Module):

@@ -9,7 +9,7 @@ from functools import lru_cache
 import pandas as pd
 import torch
 import torch.nn as nn
-from .arch import UHDN, UHDNConfig, PRESETS, preset
+from .arch import UHDN, UHDNConfig, PRESETS, preset, DenseUnit
 from .ikm import ikm_layers
 
 # %% auto #0
@@ -57,12 +57,15 @@ def count_macs(model: nn.Module, # an SR network taking (B, 3, h, w)
         if isinstance(m, nn.modules.conv._ConvNd): hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear): hooks.append(m.register_forward_hook(linear_hook))
     was_training, modes = net.training, [(l, l.mode) for l in ikm_layers(net)]
+    splits = [(u, u.split) for u in net.modules() if isinstance(u, DenseUnit)]   # the split calls no conv module: count unsplit
     try:
         for l, _ in modes: l.mode = 'off'
+        for u, _ in splits: u.split = False
         with torch.no_grad(): net.eval()(torch.zeros(1, 3, H // s, W // s, device=dev))
     finally:
         for h in hooks: h.remove()
         for l, mode in modes: l.mode = mode
+        for u, split in splits: u.split = split
         net.train(was_training)
     return total[0]
 

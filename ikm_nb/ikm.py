@@ -255,6 +255,29 @@ def _modulation_grad(g_hat, a, groups):
     return (a * g_hat.reshape(B, groups, cout // groups, cg, *k)).sum(0).reshape(cout, cg, *k)
 
 # %% ../nbs/01_ikm.ipynb #c018
+_ONES_ATTENTION: dict = {}
+
+def _attention_of_ones(k: tuple[int, ...], dtype) -> float:
+    """Eq. 11 on a map whose every pixel passes the threshold: the same number at every tap (a uniform softmax), computed as
+    the CAG computes it in `dtype` (1.5 up to rounding); a Python number, so no tensor is made on the device."""
+    key = (tuple(k), dtype)
+    if key not in _ONES_ATTENTION:
+        dt = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+        a = _proportion(torch.ones(1, 1, *k, dtype=dt))
+        _ONES_ATTENTION[key] = a.flatten()[0].item()
+        assert bool((a == a.flatten()[0]).all())
+    return _ONES_ATTENTION[key]
+
+class _ConstModulation(torch.autograd.Function):
+    "w * c in the forward; in the backward `scale` times the incoming gradient (IsO: the kernel gradient is not multiplied by c)."
+    @staticmethod
+    def forward(ctx, w, c, scale):
+        ctx.scale = scale
+        return w * c
+    @staticmethod
+    def backward(ctx, g): return g * ctx.scale, None, None
+
+# %% ../nbs/01_ikm.ipynb #c019
 class _IKMConvNd:
     "The IKM behaviour shared by `IKMConv1d` and `IKMConv2d`; mixed into the torch conv classes."
     mode = _Choice(IKM_MODES, 'IKM mode')
@@ -299,27 +322,58 @@ class _IKMConvNd:
                 attention: torch.Tensor | None = None, # `self.attention(x)` if the caller has it (used by the fast path)
                ) -> torch.Tensor:
         if self.mode == 'off': return super().forward(x)
-        fast = self.active_impl == 'fast'
-        if attention is not None and fast:
+        if attention is not None and self.takes_attention:
             if attention.shape != (x.shape[0], self.in_channels, *self.kernel_size):
                 raise ValueError(f"attention of shape {tuple(attention.shape)} given for an input of shape {tuple(x.shape)}; "
                                  f"expected {(x.shape[0], self.in_channels, *self.kernel_size)}")
             a = attention
         else: a = self.attention(x)
+        y = self.modulated_conv(x, a)
+        return y if self.bias is None else y + self.bias.view(1, -1, *([1] * (x.dim() - 2)))
+
+    def modulated_conv(self, x: torch.Tensor, # (B, c_in', *spatial)
+                       a: torch.Tensor, # the attention of `x`, (B, c_in', *k)
+                       weight: torch.Tensor | None = None, # (c_out', c_in' / groups, *k); None: the layer's own
+                      ) -> torch.Tensor: # (B, c_out', *spatial_out), without the bias
+        """The layer's IKM convolution (its mode, implementation and IsO rule) of `x` with attention `a`, by `weight`: the
+        layer's own, or e.g. input-channel slices of several layers' kernels stacked along c_out (see `DenseUnit`)."""
+        w = self.weight if weight is None else weight
         x, padding = self._explicit_padding(x)
         args = (self.stride, padding, self.dilation, self.groups)
+        fast = self.active_impl == 'fast'
         if self.mode == 'go':   # footnote 1: one kernel, the batch-averaged attention, an ordinary convolution
-            w_hat = modulate(self.weight, a.mean(0, keepdim=True), self.groups)[0]
-            return _convnd(x.dim() - 2)(x, w_hat, self.bias, *args)
+            return _convnd(x.dim() - 2)(x, modulate(w, a.mean(0, keepdim=True), self.groups)[0], None, *args)
         if not fast and self.mode == 'exact':
-            return ikm_conv(x, modulate(self.weight, a, self.groups), self.bias, *args)
+            return ikm_conv(x, modulate(w, a, self.groups), None, *args)
         if fast:
-            y = _IsOConv.apply(x, self.weight, a, *args, self.iso_reduction, self.iso_replicas, self.mode,
-                               _batch_conv_choice(x))
+            y = _IsOConv.apply(x, w, a, *args, self.iso_reduction, self.iso_replicas, self.mode, _batch_conv_choice(x))
         else:
-            y = _AuthorsIsOConv.apply(x, self.weight, a, *args, self.iso_reduction, self.iso_replicas)
-        y = y.view(x.shape[0], -1, *y.shape[2:])      # a view made outside the Function: in-place ops on it are allowed
-        return y if self.bias is None else y + self.bias.view(1, -1, *([1] * (x.dim() - 2)))
+            y = _AuthorsIsOConv.apply(x, w, a, *args, self.iso_reduction, self.iso_replicas)
+        return y.view(x.shape[0], -1, *y.shape[2:])   # a view made outside the Function: in-place ops on it are allowed
+
+    @property
+    def constant_on_nonnegative(self) -> bool:
+        "Whether the attention of a map with no negative value is a constant: a numeric threshold t <= 0 (every pixel passes)."
+        return not isinstance(self.t, str) and self.t <= 0
+
+    def nonnegative_conv(self, x: torch.Tensor, # (B, c_in', *spatial), no negative value (e.g. after a ReLU)
+                         weight: torch.Tensor | None = None, # (c_out', c_in', *k); None: the layer's own
+                        ) -> torch.Tensor: # (B, c_out', *spatial_out), without the bias
+        """`modulated_conv` of a map with no negative value when `constant_on_nonnegative`: every pixel passes the threshold,
+        so the attention is the same constant c (1.5 at each tap) for every image and channel, and the IKM convolution is one
+        plain convolution by c * w. Each mode's weight gradient is kept: 'exact' / 'go' differentiate c * w (c times the
+        shared-kernel gradient); 'iso' takes the shared-kernel gradient itself, divided by the batch ('mean')."""
+        if not self.constant_on_nonnegative:
+            raise ValueError(f"nonnegative_conv needs a numeric threshold t <= 0 (so every pixel passes), got t = {self.t!r}")
+        if self.groups != 1: raise ValueError("nonnegative_conv supports groups = 1 only")
+        w = self.weight if weight is None else weight
+        c = _attention_of_ones(self.kernel_size, w.dtype)                 # Eq. 11 on an all-pass map, the same at every tap
+        if self.mode == 'iso':   # IsO: the sum (or mean) of dL/dw_hat_b = the shared kernel c * w's gradient (not times c)
+            scale = 1.0 if self.iso_reduction == 'sum' else 1.0 / (x.shape[0] * self.iso_replicas)
+            w_hat = _ConstModulation.apply(w, c, scale)
+        else: w_hat = w * c
+        x, padding = self._explicit_padding(x)
+        return _convnd(x.dim() - 2)(x, w_hat, None, self.stride, padding, self.dilation, 1)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}" + (f", impl={self.impl!r}" if self.impl else '')
@@ -344,7 +398,7 @@ class IKMConv2d(_IKMConvNd, nn.Conv2d):
         super().__init__(*args, **kwargs)
         self._init_ikm(mode, t, iso_reduction, impl)
 
-# %% ../nbs/01_ikm.ipynb #c023
+# %% ../nbs/01_ikm.ipynb #c026
 class ConcatAttention:
     "The CAG of a growing channel concatenation `cat(parts, 1)`, each part's attention computed once (per kernel size and threshold)."
     def __init__(self, *parts: torch.Tensor): self.parts, self._done = list(parts), {}
@@ -356,7 +410,7 @@ class ConcatAttention:
         for p in self.parts[len(done):]: done.append(layer.attention(p))
         return done[0] if len(done) == 1 else torch.cat(done, 1)
 
-# %% ../nbs/01_ikm.ipynb #c026
+# %% ../nbs/01_ikm.ipynb #c029
 def _is_target(m: nn.Module, kernel_sizes) -> bool:
     return (type(m) in (nn.Conv1d, nn.Conv2d) and not m.transposed
             and all(k in kernel_sizes for k in m.kernel_size))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_train.ipynb #c002
 from __future__ import annotations
-import csv, dataclasses, json, math, os, random, sys, time, logging
+import contextlib, csv, dataclasses, json, math, os, random, sys, time, logging
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -22,7 +22,7 @@ from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, chec
 
 # %% auto #0
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'dist_info', 'setup_distributed', 'StepBatches',
-           'step_loader', 'model_config', 'build_model', 'training_patches', 'run_name', 'train']
+           'step_loader', 'model_config', 'build_model', 'training_patches', 'run_name', 'graph_model', 'train']
 
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
@@ -52,6 +52,7 @@ class TrainConfig:
     loss: str = 'l1'
     optimizer: str = 'adam'            # 'adam' (the paper's) or 'sgd' (plain, no momentum)
     amp: str = 'off'                   # 'off' | 'bf16' (autocast, GPU)
+    cuda_graph: bool = True            # CUDA, one process: capture the model's forward + backward once, replay it each step
     seed: int = 0
     # validation, logging, checkpoints
     val_set: str | None = 'Set5'       # PSNR on this set every val_every steps (None: never)
@@ -159,7 +160,7 @@ def run_name(cfg: TrainConfig, model_config: dict) -> str:
     steps = f"{cfg.steps // 1000}k" if cfg.steps >= 1000 and cfg.steps % 1000 == 0 else str(cfg.steps)
     return f"{cfg.arch}{'-ikm' if ikm else ''}_x{cfg.scale}_{shape}_{mc.get('mode', 'iso') if ikm else 'vanilla'}_{cfg.train_set}_{steps}-steps"
 
-_RESUME_SAFE = {'steps', 'val_every', 'ckpt_every', 'log_every', 'workers', 'device', 'val_set', 'convention', 'out_dir', 'run_name'}
+_RESUME_SAFE = {'cuda_graph', 'steps', 'val_every', 'ckpt_every', 'log_every', 'workers', 'device', 'val_set', 'convention', 'out_dir', 'run_name'}
 
 def _check_resume(saved: dict | None, cfg: TrainConfig, path):
     "Resuming with other hyperparameters would not continue the same run: refuse, naming them."
@@ -187,6 +188,24 @@ def _logger(path: Path, enabled: bool) -> logging.Logger:
     if enabled:
         h = logging.FileHandler(path); h.setFormatter(logging.Formatter('%(asctime)s %(message)s')); log.addHandler(h)
     return log
+
+def graph_model(model: nn.Module, # the network, in training mode, on a CUDA device
+                shape: tuple[int, ...], # the (fixed) shape of every training input batch
+                device: torch.device,
+                amp=contextlib.nullcontext(), # the autocast context the steps run under (with cache_enabled=False)
+                log: logging.Logger | None = None,
+               ) -> nn.Module:
+    """`model` with its forward and backward captured once as CUDA graphs (`torch.cuda.make_graphed_callables`) and replayed
+    for every call in training mode with an input of `shape`: the ~5,000 kernel launches of a U-HDN+IKM training step cost
+    one replay instead of the Python and launch overhead that dominates on a GPU (`docs/benchmarks.md`). The same kernels run,
+    so the numbers are those of the eager model. Calls in eval mode (validation) run eagerly. If the capture fails, the
+    eager model is returned and the reason logged."""
+    try:
+        with amp:
+            return torch.cuda.make_graphed_callables(model, (torch.zeros(shape, device=device),))
+    except Exception as e:   # e.g. an operation that cannot be captured: train eagerly, same numbers
+        if log: log.warning(f"CUDA-graph capture failed ({type(e).__name__}: {e}); training eagerly")
+        return model
 
 def train(cfg: TrainConfig, # every setting (see `profile_config`)
           resume: bool = True, # continue from the run's latest checkpoint when there is one
@@ -230,7 +249,10 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     ds = StepBatches(patches, cfg.batch, cfg.seed, rank, world)
     stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
     loss_fn = F.l1_loss if cfg.loss == 'l1' else F.mse_loss
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == 'bf16' and device.type == 'cuda')
+    graphed = cfg.cuda_graph and device.type == 'cuda' and world == 1
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == 'bf16' and device.type == 'cuda',
+                         cache_enabled=not graphed)         # (a captured graph must not use autocast's weight cache)
+    if graphed: net = graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log)
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), dynamic_ncols=True, desc=run_dir.name[:40])
     t0, loss_v, step = time.perf_counter(), float('nan'), start
     def checkpoint(name='latest'):

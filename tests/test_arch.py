@@ -12,7 +12,7 @@ import torch.nn as nn
 from ikm_nb.arch import (UHDN, UHDNConfig, UHDB, DenseUnit, RDB, PRESETS, preset, uhdn, uhdn_l, clamp_depths,
                          fig8_presets)
 from ikm_nb.complexity import count_params, count_macs, complexity_table
-from ikm_nb.arch import conv_factory
+from ikm_nb.arch import conv_factory, set_dense_split
 from ikm_nb.ikm import IKMConv2d, ikm_layers, ikm_impl, set_ikm_impl, set_ikm_mode
 
 
@@ -269,9 +269,79 @@ def test_dense_unit_computes_each_channels_attention_once(monkeypatch):
     u = DenseUnit(64, 6, 12, conv=conv_factory(True))
     x = torch.randn(1, 64, 6, 6)
     u(x)
+    assert seen == [64]                          # t = 0: only the input; the growth channels (after ReLU) all pass: constant
+    seen.clear(); set_ikm_mode(u, 'iso', t='mean'); u(x)
     assert seen == [64] + [12] * 5                                        # the input once, then each new part once
     seen.clear(); set_ikm_impl(u, 'reference'); u(x)
     assert seen == [64 + 12 * i for i in range(6)]                        # the authors: every conv its whole input
+
+
+def _split_calls(monkeypatch):
+    calls = []
+    orig = DenseUnit._forward_split
+    def spy(self, ikm, x): calls.append(x.shape); return orig(self, ikm, x)
+    monkeypatch.setattr(DenseUnit, '_forward_split', spy)
+    return calls
+
+
+@pytest.mark.parametrize('attention,t,bias', [('none', 0.0, False), ('ca', 0.0, False), ('sa', -0.25, True)])
+@pytest.mark.parametrize('batch_conv', ['grouped', 'loop'])
+def test_dense_unit_split_equals_reference(monkeypatch, attention, t, bias, batch_conv):
+    """float64: the split unit (one image-specific conv of the input, plain convs of the growth channels by the constant
+    attention) == the authors' per-conv IKM: outputs, input and every parameter gradient, each mode and IsO rule, replicas."""
+    calls = _split_calls(monkeypatch)
+    torch.manual_seed(0)
+    u = DenseUnit(8, 4, 4, conv=conv_factory(True, t=t), kernel_size=3, attention=attention, bias=bias).double()
+    for p in u.parameters(): p.data.normal_(0, 0.3)                       # biases too: some pixels of each growth map negative
+    x = torch.randn(3, 8, 9, 6, dtype=torch.float64, requires_grad=True)
+    gy = torch.randn(3, 8, 9, 6, dtype=torch.float64)
+    for mode, red, reps in [('iso', 'mean', 1), ('iso', 'mean', 3), ('iso', 'sum', 1), ('exact', 'mean', 1), ('go', 'mean', 1)]:
+        set_ikm_mode(u, mode, iso_reduction=red)
+        for c in ikm_layers(u): c.iso_replicas = reps
+        res = {}
+        for impl in ('reference', 'fast'):
+            set_ikm_impl(u, impl); u.zero_grad(); x.grad = None; calls.clear()
+            with ikm_impl(batch_conv=batch_conv):
+                y = u(x); y.backward(gy)
+                with torch.no_grad(): y1, y3 = u(x[:1]), u(x)
+            assert len(calls) == (3 if impl == 'fast' else 0)
+            res[impl] = [y, x.grad, *_grads(u), y1, y3]
+        for got, want in zip(res['fast'], res['reference']):
+            assert _rel(got, want) < 1e-12, (mode, red, reps)
+
+
+def test_dense_unit_split_only_where_exact(monkeypatch):
+    "The split needs every growth pixel to pass the threshold: not for t > 0 or a per-map threshold, nor for mixed settings."
+    calls = _split_calls(monkeypatch)
+    x = torch.randn(2, 8, 6, 6)
+    for t, split in [(0.0, True), (-1.0, True), (0.1, False), ('mean', False), ('median', False)]:
+        calls.clear(); DenseUnit(8, 3, 4, conv=conv_factory(True, t=t))(x)
+        assert bool(calls) == split, t
+    u = DenseUnit(8, 3, 4, conv=conv_factory(True))
+    u.layers[1].conv.mode = 'exact'
+    calls.clear(); u(x); assert not calls
+    calls.clear(); DenseUnit(8, 3, 4, conv=conv_factory(True), act=False)(x); assert not calls   # no ReLU: may be negative
+    calls.clear(); DenseUnit(8, 3, 4)(x); assert calls                                              # plain: always exact
+    calls.clear(); DenseUnit(8, 3, 4, split=False)(x); assert not calls
+    u = DenseUnit(8, 3, 4, conv=conv_factory(True)); set_ikm_impl(u, 'reference')
+    calls.clear(); u(x); assert not calls
+
+
+def test_ikm_nonnegative_conv_is_the_ikm_conv_of_an_all_pass_map():
+    torch.manual_seed(0)
+    conv = IKMConv2d(5, 3, 3, padding=1, bias=False).double()
+    x = torch.rand(4, 5, 7, 7, dtype=torch.float64)                       # no negative value
+    gy = torch.randn(4, 3, 7, 7, dtype=torch.float64)
+    for mode, red in [('iso', 'mean'), ('iso', 'sum'), ('exact', 'mean'), ('go', 'mean')]:
+        conv.mode, conv.iso_reduction = mode, red
+        out = []
+        for f in (conv, conv.nonnegative_conv):
+            conv.weight.grad = None
+            y = f(x); y.backward(gy); out += [y, conv.weight.grad]
+        assert _rel(out[2], out[0]) < 1e-14 and _rel(out[3], out[1]) < 1e-14, mode
+    assert abs(conv.attention(x)[0, 0, 0, 0].item() - 1.5) < 1e-15
+    with pytest.raises(ValueError, match='t <= 0'):
+        IKMConv2d(5, 3, 3, t='mean').nonnegative_conv(x.float())
 
 
 def test_dense_buffer_equals_concatenation():
@@ -301,3 +371,20 @@ def test_uhdn_fast_equals_reference():
             res[impl] = [y, *_grads(m), yi]
         for got, want in zip(res['fast'], res['reference']):
             assert _rel(got, want) < 1e-11, mode
+
+
+@pytest.mark.parametrize('act,attention', [(True, 'none'), (False, 'ca')])
+def test_plain_dense_unit_split_equals_concatenation(act, attention):
+    "float64, no IKM: the split unit == every conv on the concatenation (outputs, input and parameter gradients, no-grad)."
+    torch.manual_seed(0)
+    u = DenseUnit(8, 4, 4, act=act, attention=attention, bias=True).double()
+    x = torch.randn(3, 8, 9, 6, dtype=torch.float64, requires_grad=True)
+    gy = torch.randn(3, 8, 9, 6, dtype=torch.float64)
+    res = {}
+    for split in (False, True):
+        set_dense_split(u, split); u.zero_grad(); x.grad = None
+        y = u(x); y.backward(gy)
+        with torch.no_grad(): y1 = u(x[:1])
+        res[split] = [y, x.grad, *_grads(u), y1]
+    for got, want in zip(res[True], res[False]):
+        assert _rel(got, want) < 1e-12
