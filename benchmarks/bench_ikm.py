@@ -1,19 +1,28 @@
 #!/usr/bin/env python
 """U-HDN: vanilla vs the authors' grouped-conv IKM (reference) vs our fast IKM path, training step and inference.
 
-One table: {setting} x {vanilla, reference, ours, ...} x {train step, inference} on one device, with the median time, the
-ratio to the vanilla model of the same setting measured in the same run (interleaved rounds), the spread and the peak memory.
+One table: {setting} x {vanilla, vanilla-split, reference, ours, ...} x {train step, inference} on one device, with the
+median time, the ratio to the vanilla model of the same setting measured in the same run (interleaved rounds), the spread
+and the peak memory. The rows:
+
+  vanilla       U-HDN without IKM as the authors run it: each dense unit's convs read the whole concatenation
+  vanilla-split U-HDN without IKM as this library runs it: dense units split (one conv of the unit's input by every
+                layer's kernels on it, then convs of the growth channels only; same numbers, see nbs/02_arch.ipynb)
+  reference     the authors' IKM: adaptive_avg_pool CAG in every layer, grouped conv, per-image kernel gradients averaged
+  ours          the library default: fast IKM layers, dense units split (the growth channels' attention is a constant)
+  ours-grouped / ours-loop: ours with the batch's kernels applied as one grouped conv / one image at a time
+  ours-cat      the fast IKM layers without the split (each channel's attention once, every conv on the concatenation)
 
   train step: batch 16 of 48x48 LR patches (x2: 96x96 HR targets), forward + L1 loss + backward + Adam
   inference : one 240x180 LR image (width x height; tensor 1x3x180x240), forward under torch.no_grad()
 
 Defaults (CPU): the full U-HDN x2 (N=4 blocks), torch's thread count, setting `eager`, 3 timed rounds after 1 warm-up, the
-rows vanilla, reference, ours: about 2 minutes on a quiet 2-core machine with 2 threads, 4 with `--threads 1` (a full-model
-train step takes 3-10 s there; `--blocks 1` is ~3x quicker).
+rows vanilla, vanilla-split, reference, ours: about 3 minutes on a quiet 2-core machine with 2 threads, 5 with
+`--threads 1` (a full-model train step takes 3-10 s there; `--blocks 1` is ~3x quicker).
 Defaults (CUDA): settings eager (TF32 on), cudagraph, bf16-cl (autocast bf16 + channels_last), compile (vanilla and ours
-only), cudagraph-bf16-cl; rows vanilla, reference, ours (= ours-grouped on CUDA), ours-loop; 15 timed rounds. Rows that would
-start after `--budget-s` (default 130 s on CUDA) are skipped and a compile that takes over `--prepare-timeout-s` (default
-60 s) is abandoned, so the whole run stays within about 3 minutes.
+only), cudagraph-bf16-cl; rows vanilla, vanilla-split, reference, ours (= ours-grouped on CUDA), ours-loop; 15 timed rounds.
+Rows that would start after `--budget-s` (default 130 s on CUDA) are skipped and a compile that takes over
+`--prepare-timeout-s` (default 60 s) is abandoned, so the whole run stays within about 3 minutes.
 
   .venv/bin/python benchmarks/bench_ikm.py                                  # CPU, full model
   .venv/bin/python benchmarks/bench_ikm.py --threads 1,2 --repeats 5 --out docs/benchmarks.md
@@ -30,24 +39,26 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ikm_nb.arch import UHDN, preset                                        # noqa: E402
+from ikm_nb.arch import UHDN, preset, set_dense_split                       # noqa: E402
 from ikm_nb.ikm import ikm_impl, set_ikm_impl, set_ikm_mode, ikm_layers     # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ models
-# (row name, ikm?, impl, batch_conv)
+# row name: (ikm?, impl, batch_conv, dense units split?)
 CPU_SETTINGS = 'eager'
 CUDA_SETTINGS = 'eager,cudagraph,bf16-cl,compile,cudagraph-bf16-cl'
 MODELS = {
-    'vanilla': (False, None, None),
-    'reference': (True, 'reference', None),        # the authors' formulation: grouped conv, per-image kernel gradients
-    'ours': (True, 'fast', 'auto'),                # the library default
-    'ours-grouped': (True, 'fast', 'grouped'),
-    'ours-loop': (True, 'fast', 'loop'),
+    'vanilla': (False, None, None, False),         # U-HDN without IKM as the authors run it: every conv reads the concatenation
+    'vanilla-split': (False, None, None, True),    # the library's U-HDN without IKM (dense units split, same numbers)
+    'reference': (True, 'reference', None, False), # the authors' IKM: grouped conv, per-image kernel gradients
+    'ours': (True, 'fast', 'auto', True),          # the library default
+    'ours-grouped': (True, 'fast', 'grouped', True),
+    'ours-loop': (True, 'fast', 'loop', True),
+    'ours-cat': (True, 'fast', 'auto', False),     # the fast IKM layers without the split (each channel's attention once)
 }
 
 
 def build(name, args, device, memory_format=torch.contiguous_format):
-    ikm, impl, _ = MODELS[name]
+    ikm, impl, _, split = MODELS[name]
     cfg = preset(args.model, scale=args.scale, ikm=ikm, **({'n_blocks': args.blocks} if args.blocks else {}))
     torch.manual_seed(0)
     m = UHDN(cfg.replace(ikm=False))                  # same initial weights for every row
@@ -55,6 +66,7 @@ def build(name, args, device, memory_format=torch.contiguous_format):
         sd = m.state_dict()
         m = UHDN(cfg); m.load_state_dict(sd)
         set_ikm_impl(m, impl)
+    set_dense_split(m, split)
     return m.to(device=device, memory_format=memory_format)
 
 
@@ -252,7 +264,7 @@ def main(argv=None):
     p.add_argument('--patch', type=int, default=48, help="LR patch side of the training step")
     p.add_argument('--lr-size', default='240x180', help="inference LR image, WIDTHxHEIGHT")
     p.add_argument('--models', default=None, help="rows, comma-separated, of " + ', '.join(MODELS)
-                   + " (default: vanilla,reference,ours; CUDA adds ours-loop; on CUDA 'ours' is 'ours-grouped')")
+                   + " (default: vanilla,vanilla-split,reference,ours; CUDA adds ours-loop)")
     p.add_argument('--settings', default=None, help="comma-separated, of: eager (fp32; TF32 on CUDA), channels_last, bf16 (autocast), bf16-cl (autocast + "
                    "channels_last), compile (torch.compile, default mode); CUDA only: fp32 (TF32 off), cudnn-benchmark, "
                    "cudagraph, cudagraph-bf16-cl (the whole step captured once, replayed) "
@@ -272,7 +284,8 @@ def main(argv=None):
     args.lr_size = tuple(int(v) for v in args.lr_size.lower().split('x'))
     args.repeats = args.repeats or (15 if cuda else 3)
     args.warmup = args.warmup if args.warmup is not None else (3 if cuda else 1)
-    models = (args.models or ('vanilla,reference,ours,ours-loop' if cuda else 'vanilla,reference,ours')).split(',')
+    models = (args.models or ('vanilla,vanilla-split,reference,ours,ours-loop' if cuda else
+                              'vanilla,vanilla-split,reference,ours')).split(',')
     if 'vanilla' not in models: models.insert(0, 'vanilla')
     settings = (args.settings or (CUDA_SETTINGS if cuda else CPU_SETTINGS)).split(',')
     tasks = args.tasks.split(',')
@@ -312,7 +325,7 @@ def main(argv=None):
             for task in tasks:
                 runners = {}
                 for name in models:
-                    if setting.startswith('compile') and name not in ('vanilla', 'ours') and args.models is None: continue
+                    if setting.startswith('compile') and name not in ('vanilla', 'vanilla-split', 'ours') and args.models is None: continue
                     if args.budget_s and time.time() - start > args.budget_s:
                         notes.append(f"{setting}/{name}/{task} skipped: the {args.budget_s:.0f} s budget was spent"); continue
                     try:
@@ -342,8 +355,10 @@ def main(argv=None):
                     spread = 100 * (q[2] - q[0]) / med
                     mem = r.peak_memory()
                     bmin = min(times['vanilla']) if times.get('vanilla') else None
+                    bsplit = statistics.median(times['vanilla-split']) if times.get('vanilla-split') else None
                     rows.append(dict(threads=nt if not cuda else '', setting=setting, task=task, model=n, ms=1e3 * med,
                                      ratio=med / base if base else None, spread=spread, mem=mem, n=len(ts),
+                                     rsplit=med / bsplit if bsplit else None,
                                      min=1e3 * min(ts), rmin=min(ts) / bmin if bmin else None))
                     print(f"{setting:>13} {('t=' + str(nt)) if not cuda else '':>4} {task:>5} {n:>13}: {1e3 * med:9.1f} ms"
                           f"  x{(med / base if base else float('nan')):.3f}  spread {spread:4.1f}%  peak {fmt_mem(mem)} MiB",
@@ -354,12 +369,12 @@ def main(argv=None):
     notes.append(f"total wall time {time.time() - start:.0f} s")
 
     task_name = {'train': 'train step', 'infer': 'inference'}
-    lines = ['| device | threads | setting | task | model | median ms | ratio to vanilla | spread (IQR) | min ms | ratio of mins '
-             '| peak MiB |', '|---|---|---|---|---|---:|---:|---:|---:|---:|---:|']
+    lines = ['| device | threads | setting | task | model | median ms | ratio to vanilla | ratio to vanilla-split | spread (IQR) '
+             '| min ms | ratio of mins | peak MiB |', '|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|']
     short = dname if len(dname) < 40 else dname[:37] + '...'
     for r in rows:
         lines.append(f"| {short} | {r['threads']} | {r['setting']} | {task_name[r['task']]} | {r['model']} | {r['ms']:.1f} | "
-                     f"{fmt_ratio(r['ratio'])} | {r['spread']:.0f}% | {r['min']:.1f} | {fmt_ratio(r['rmin'])} | {fmt_mem(r['mem'])} |")
+                     f"{fmt_ratio(r['ratio'])} | {fmt_ratio(r['rsplit'])} | {r['spread']:.0f}% | {r['min']:.1f} | {fmt_ratio(r['rmin'])} | {fmt_mem(r['mem'])} |")
     mem_note = ("peak MiB: torch.cuda.max_memory_allocated during one call minus memory_allocated at its start"
                 if cuda else "peak MiB: peak of live tensor bytes during one call above those live at its start "
                 "(torch.profiler memory events; the CPU allocator has no peak counter)")
@@ -370,7 +385,8 @@ def main(argv=None):
         out = Path(args.out); out.parent.mkdir(parents=True, exist_ok=True)
         text = '\n'.join([f"### U-HDN + IKM benchmark: {dname}, {when}", '',
                           *[f"- {h}" for h in head], f"- {mem_note}",
-                          "- ratio: median of the row over the median of `vanilla` in the same setting, same run; spread: "
+                          "- ratio: median of the row over the median of `vanilla` (or `vanilla-split`) in the same setting, "
+                          "same run; spread: "
                           "interquartile range over the median; min ms / ratio of mins: the fastest round (the least "
                           "disturbed by other processes)", '', table, '',
                           *[f"- check: {l}" for l in check_lines], *[f"- note: {n}" for n in notes], ''])
