@@ -237,8 +237,8 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     main = rank == 0
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / 'config.json', json.dumps(dict(train=cfg.to_dict(), model=mconf, world_size=world,
-                                                                    device=str(device), torch=torch.__version__), indent=1))
+        run_info = dict(train=cfg.to_dict(), model=mconf, world_size=world, device=str(device), torch=torch.__version__)
+        atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
         metrics = _MetricsLog(run_dir / 'metrics.csv', start)
     log = _logger(run_dir / 'train.log', main)
     log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
@@ -246,6 +246,9 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     if world > 1 and rank != 0: dist.barrier()                   # rank 0 builds the data cache first
     patches = training_patches(cfg, progress=main and progress)
     if world > 1 and rank == 0: dist.barrier()
+    if main:   # what 'auto' (or a folder) resolved to, and how many images it has
+        run_info['data'] = dict(train_set=patches.set.name, images=len(patches.files), usable=len(patches.index))
+        atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
     ds = StepBatches(patches, cfg.batch, cfg.seed, rank, world)
     stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
     loss_fn = F.l1_loss if cfg.loss == 'l1' else F.mse_loss

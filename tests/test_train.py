@@ -107,3 +107,9 @@ def test_cuda_graph_training_equals_eager(tmp_path):
     losses = {g: [r['loss'] for r in csv.DictReader(open(Path(s['run_dir']) / 'metrics.csv'))] for g, s in runs.items()}
     assert losses[True] == losses[False]
     assert_same(weights(runs[False]['run_dir']), weights(runs[True]['run_dir']), atol=1e-6)
+
+def test_config_records_the_resolved_training_set(tmp_path):
+    import json
+    s = train(profile_config('smoke', steps=1, out_dir=str(tmp_path), run_name='r', train_set='auto'), progress=False)
+    data = json.loads((Path(s['run_dir']) / 'config.json').read_text())['data']
+    assert data['train_set'] in ('DF2K', '291', 'T91_min192') and data['images'] >= data['usable'] > 0
