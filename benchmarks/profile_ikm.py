@@ -4,7 +4,7 @@
   python benchmarks/profile_ikm.py --device cuda --models vanilla-split,ours --top 15
 
 Prints, per (model, task), the number of device kernels launched and the operators with the most self device time
-(CPU: self CPU time). Same models and inputs as `bench_ikm.py` (its `Runner`), eager mode.
+(CPU: self CPU time). Same models and inputs as `bench_ikm.py` (its `Runner`), eager mode (`--setting`: also channels_last, bf16, bf16-cl).
 """
 from __future__ import annotations
 import argparse, sys
@@ -24,6 +24,7 @@ def main(argv=None):
     p.add_argument('--tasks', default='train,infer')
     p.add_argument('--blocks', type=int, default=None)
     p.add_argument('--top', type=int, default=15)
+    p.add_argument('--setting', default='eager', help="a bench_ikm.py setting without graphs: eager, channels_last, bf16, bf16-cl")
     a = p.parse_args(argv)
     dev = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else
                        ('cpu' if a.device == 'auto' else a.device))
@@ -33,12 +34,12 @@ def main(argv=None):
     key = 'self_cuda_time_total' if cuda else 'self_cpu_time_total'
     for name in a.models.split(','):
         for task in a.tasks.split(','):
-            r = bench_ikm.Runner(name, 'eager', task, args, dev)
+            r = bench_ikm.Runner(name, a.setting, task, args, dev)
             r.prepare()
             with profile(activities=acts) as prof:
                 r.run()
             kernels = sum(1 for e in prof.events() if cuda and e.device_type == torch.autograd.DeviceType.CUDA)
-            print(f"\n=== {name} / {task} on {bench_ikm.device_name(dev)}"
+            print(f"\n=== {name} / {task} / {a.setting} on {bench_ikm.device_name(dev)}"
                   + (f": {kernels} device kernels in one call" if cuda else ''))
             print(prof.key_averages().table(sort_by=key, row_limit=a.top, max_name_column_width=60))
 

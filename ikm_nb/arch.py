@@ -143,7 +143,7 @@ class DenseUnit(nn.Module):
     def _forward_split(self, how, x):
         "The unit as one convolution of its input by every layer's kernels on it, plus convolutions of the growth channels only."
         B, C = x.shape[:2]
-        wx = torch.cat([l.conv.weight[:, :C] for l in self.layers])       # every conv's kernels on x, stacked: (d g, C, k, k)
+        wx = torch.cat([l.conv.weight.narrow(1, 0, C) for l in self.layers])   # every conv's kernels on x: (d g, C, k, k)
         if how == 'plain':
             grow = lambda conv, inp, w: F.conv2d(inp, w, None, conv.stride, conv.padding, conv.dilation)
             yx = grow(self.layers[0].conv, x, wx)                          # (B, d g, H, W)
@@ -156,17 +156,17 @@ class DenseUnit(nn.Module):
         ys, o = [], 0
         for i, l in enumerate(self.layers):
             g = l.conv.out_channels
-            z = yx[:, o:o + g]
+            z = yx.narrow(1, o, g)
             if i:
-                grown = buf[:, C:C + o] if buf is not None else ys[0] if i == 1 else torch.cat(ys, 1)
-                z = z + grow(l.conv, grown, l.conv.weight[:, C:])
+                grown = buf.narrow(1, C, o) if buf is not None else ys[0] if i == 1 else torch.cat(ys, 1)
+                z = z + grow(l.conv, grown, l.conv.weight.narrow(1, C, o))
             if l.conv.bias is not None: z = z + l.conv.bias.view(1, -1, 1, 1)
             y = l.att(l.act(z))                                            # (B, g, H, W)
             if buf is None: ys.append(y)
-            else: buf[:, C + o:C + o + g] = y
+            else: buf.narrow(1, C + o, g).copy_(y)
             o += g
         if buf is None: return self.transition(torch.cat([x, *ys], 1))
-        buf[:, :C] = x
+        buf.narrow(1, 0, C).copy_(x)
         return self.transition(buf)                                        # (B, C, H, W)
 
 def _conv_settings(conv) -> tuple:

@@ -209,8 +209,13 @@ class _IsOConv(torch.autograd.Function):
         w_hat = modulate(w, a, groups)
         ctx.save_for_backward(x, w_hat, a if rule == 'exact' else None)
         ctx.conf = (stride, padding, dilation, groups, reduction, replicas, rule, how)
-        if how == 'loop' and x.shape[0] > 1: return _loop_conv(x, w_hat, stride, padding, dilation, groups)
-        return _grouped_conv(x, w_hat, stride, padding, dilation, groups)
+        return _IsOConv.apply_kernels(x, w_hat, (stride, padding, dilation, groups), how)
+
+    @staticmethod
+    def apply_kernels(x, w_hat, args, how):
+        "The forward: each image convolved with its own kernels, (1, B*c_out, ...) ('grouped') or (B, c_out, ...) ('loop')."
+        if how == 'loop' and x.shape[0] > 1: return _loop_conv(x, w_hat, *args)
+        return _grouped_conv(x, w_hat, *args)
 
     @staticmethod
     def backward(ctx, gy):                            # gy: the output's layout, (1, B*c_out, ...) or (B, c_out, ...)
@@ -345,7 +350,9 @@ class _IKMConvNd:
             return _convnd(x.dim() - 2)(x, modulate(w, a.mean(0, keepdim=True), self.groups)[0], None, *args)
         if not fast and self.mode == 'exact':
             return ikm_conv(x, modulate(w, a, self.groups), None, *args)
-        if fast:
+        if fast and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):   # no backward: the forward alone
+            y = _IsOConv.apply_kernels(x, modulate(w, a, self.groups), args, _batch_conv_choice(x))
+        elif fast:
             y = _IsOConv.apply(x, w, a, *args, self.iso_reduction, self.iso_replicas, self.mode, _batch_conv_choice(x))
         else:
             y = _AuthorsIsOConv.apply(x, w, a, *args, self.iso_reduction, self.iso_replicas)
@@ -370,7 +377,7 @@ class _IKMConvNd:
         c = _attention_of_ones(self.kernel_size, w.dtype)                 # Eq. 11 on an all-pass map, the same at every tap
         if self.mode == 'iso':   # IsO: the sum (or mean) of dL/dw_hat_b = the shared kernel c * w's gradient (not times c)
             scale = 1.0 if self.iso_reduction == 'sum' else 1.0 / (x.shape[0] * self.iso_replicas)
-            w_hat = _ConstModulation.apply(w, c, scale)
+            w_hat = _ConstModulation.apply(w, c, scale) if torch.is_grad_enabled() and w.requires_grad else w * c
         else: w_hat = w * c
         x, padding = self._explicit_padding(x)
         return _convnd(x.dim() - 2)(x, w_hat, None, self.stride, padding, self.dilation, 1)
