@@ -143,6 +143,8 @@ class DenseUnit(nn.Module):
     def _forward_split(self, how, x):
         "The unit as one convolution of its input by every layer's kernels on it, plus convolutions of the growth channels only."
         B, C = x.shape[:2]
+        if x.dim() != 4 or C != self.layers[0].conv.in_channels:          # (the kernel slices below would not notice)
+            raise ValueError(f"this dense unit takes (B, {self.layers[0].conv.in_channels}, H, W) inputs, got shape {tuple(x.shape)}")
         wx = torch.cat([l.conv.weight.narrow(1, 0, C) for l in self.layers])   # every conv's kernels on x: (d g, C, k, k)
         if how == 'plain':
             grow = lambda conv, inp, w: F.conv2d(inp, w, None, conv.stride, conv.padding, conv.dilation)

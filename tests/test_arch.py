@@ -388,3 +388,13 @@ def test_plain_dense_unit_split_equals_concatenation(act, attention):
         res[split] = [y, x.grad, *_grads(u), y1]
     for got, want in zip(res[True], res[False]):
         assert _rel(got, want) < 1e-12
+
+
+@pytest.mark.parametrize('ikm', [False, True])
+def test_split_unit_refuses_a_wrong_channel_count(ikm):
+    "The split slices the kernels by the input's channels: a wrong input must fail as loudly as the concatenating unit does."
+    u = DenseUnit(8, 3, 4, conv=conv_factory(ikm))
+    for bad in (torch.randn(2, 6, 7, 7), torch.randn(2, 10, 7, 7)):
+        with pytest.raises(ValueError, match=r'takes \(B, 8, H, W\) inputs'): u(bad)
+        with pytest.raises((RuntimeError, ValueError)): set_dense_split(u, False)(bad)
+        set_dense_split(u, True)
