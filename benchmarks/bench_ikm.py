@@ -105,17 +105,21 @@ class Runner:
         # a captured graph must not keep autocast's cache of cast weights (made outside its memory pool)
         return torch.autocast(self.device.type, dtype=self.amp, cache_enabled=not self.graphed)
 
+    def _step(self):
+        "One training step (forward, L1, backward, Adam; the gradients already zeroed) or one inference."
+        if self.task == 'train':
+            with self._autocast():
+                loss = F.l1_loss(self.model(self.x).float(), self.t)
+            loss.backward()
+            self.opt.step()
+        else:
+            with torch.no_grad(), self._autocast():
+                self.y = self.model(self.x)
+
     def _eager(self):
         with options(self.name):
-            if self.task == 'train':
-                self.opt.zero_grad(set_to_none=True)
-                with self._autocast():
-                    loss = F.l1_loss(self.model(self.x).float(), self.t)
-                loss.backward()
-                self.opt.step()
-            else:
-                with torch.no_grad(), self._autocast():
-                    self.y = self.model(self.x)
+            if self.task == 'train': self.opt.zero_grad(set_to_none=True)
+            self._step()
 
     def prepare(self):
         "Warm up; capture a CUDA graph or compile, as the setting says."
@@ -130,14 +134,7 @@ class Runner:
             self.graph = torch.cuda.CUDAGraph()
             if self.task == 'train': self.opt.zero_grad(set_to_none=True)
             with options(self.name), torch.cuda.graph(self.graph):
-                if self.task == 'train':
-                    with self._autocast():
-                        loss = F.l1_loss(self.model(self.x).float(), self.t)
-                    loss.backward()
-                    self.opt.step()
-                else:
-                    with torch.no_grad(), self._autocast():
-                        self.y = self.model(self.x)
+                self._step()
             self.fn = self.graph.replay
         for _ in range(self.args.warmup): self.fn()
         sync(self.device)

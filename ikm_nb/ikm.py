@@ -289,7 +289,12 @@ class _IKMConvNd:
     impl = _Choice(IKM_IMPLS, 'IKM implementation', optional=True)   # None: follow `ikm_options.impl`
     iso_reduction = _Choice(('mean', 'sum'), 'iso_reduction',
                             message="iso_reduction must be 'mean' (the authors' training) or 'sum' (Eq. 15), got {v!r}")
-    def _init_ikm(self, mode, t, iso_reduction, impl=None):
+    def __init__(self, *args, mode: str = 'iso', # 'iso' | 'exact' | 'go' | 'off'
+                 t: Threshold = 0.0, # CAG threshold (Eq. 10), or 'mean' / 'median'
+                 iso_reduction: str = 'mean', # IsO: 'mean' of the per-image gradients (authors) or 'sum' (Eq. 15)
+                 impl: str | None = None, # 'fast' | 'reference'; None: the module default `ikm_options.impl`
+                 **kwargs): # the torch convolution's arguments
+        super().__init__(*args, **kwargs)   # nn.Conv1d / nn.Conv2d, next in the MRO
         self.mode, self.t, self.iso_reduction, self.impl = mode, t, iso_reduction, impl
         self.iso_replicas = 1   # data-parallel replicas whose gradients are averaged (set by the DDP trainer)
 
@@ -386,24 +391,10 @@ class _IKMConvNd:
         return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}" + (f", impl={self.impl!r}" if self.impl else '')
 
 class IKMConv1d(_IKMConvNd, nn.Conv1d):
-    "Drop-in `nn.Conv1d` with image-specific kernel modulation (IKM) and the IsO weight gradient."
-    def __init__(self, *args, mode: str = 'iso', # 'iso' | 'exact' | 'go' | 'off'
-                 t: Threshold = 0.0, # CAG threshold (Eq. 10), or 'mean' / 'median'
-                 iso_reduction: str = 'mean', # IsO: 'mean' of the per-image gradients (authors) or 'sum' (Eq. 15)
-                 impl: str | None = None, # 'fast' | 'reference'; None: the module default `ikm_options.impl`
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_ikm(mode, t, iso_reduction, impl)
+    "Drop-in `nn.Conv1d` with image-specific kernel modulation (IKM) and the IsO weight gradient (keywords: `_IKMConvNd`)."
 
 class IKMConv2d(_IKMConvNd, nn.Conv2d):
-    "Drop-in `nn.Conv2d` with image-specific kernel modulation (IKM) and the IsO weight gradient."
-    def __init__(self, *args, mode: str = 'iso', # 'iso' | 'exact' | 'go' | 'off'
-                 t: Threshold = 0.0, # CAG threshold (Eq. 10), or 'mean' / 'median'
-                 iso_reduction: str = 'mean', # IsO: 'mean' of the per-image gradients (authors) or 'sum' (Eq. 15)
-                 impl: str | None = None, # 'fast' | 'reference'; None: the module default `ikm_options.impl`
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_ikm(mode, t, iso_reduction, impl)
+    "Drop-in `nn.Conv2d` with image-specific kernel modulation (IKM) and the IsO weight gradient (keywords: `_IKMConvNd`)."
 
 # %% ../nbs/01_ikm.ipynb #c026
 class ConcatAttention:
