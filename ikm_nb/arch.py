@@ -15,8 +15,8 @@ from .ikm import IKMConv2d, IKM_MODES, ikm_layers, set_ikm_mode, ConcatAttention
 
 # %% auto #0
 __all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory',
-           'CA', 'SA', 'make_attention', 'Composite', 'DenseUnit', 'set_dense_split', 'UHDB', 'RDB', 'ResBlock',
-           'Upsampler', 'UHDNConfig', 'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn', 'uhdn_l']
+           'CA', 'SA', 'make_attention', 'Composite', 'DenseUnit', 'unit_kernels', 'set_dense_split', 'UHDB', 'RDB',
+           'ResBlock', 'Upsampler', 'UHDNConfig', 'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn', 'uhdn_l']
 
 # %% ../nbs/02_arch.ipynb #c005
 DEPTH_CLAMP = (4, 16)  # the authors' bounds on a dense unit's depth
@@ -143,33 +143,119 @@ class DenseUnit(nn.Module):
     def _forward_split(self, how, x):
         "The unit as one convolution of its input by every layer's kernels on it, plus convolutions of the growth channels only."
         B, C = x.shape[:2]
-        if x.dim() != 4 or C != self.layers[0].conv.in_channels:          # (the kernel slices below would not notice)
-            raise ValueError(f"this dense unit takes (B, {self.layers[0].conv.in_channels}, H, W) inputs, got shape {tuple(x.shape)}")
-        wx = torch.cat([l.conv.weight.narrow(1, 0, C) for l in self.layers])   # every conv's kernels on x: (d g, C, k, k)
-        if how == 'plain':
-            grow = lambda conv, inp, w: F.conv2d(inp, w, None, conv.stride, conv.padding, conv.dilation)
-            yx = grow(self.layers[0].conv, x, wx)                          # (B, d g, H, W)
-        else:
-            grow = lambda conv, inp, w: conv.nonnegative_conv(inp, w)     # growth channels: one constant attention (below)
-            yx = how.modulated_conv(x, how.attention(x), wx)              # the input's CAG once; one image-specific conv
-        buf = None
+        c0 = self.layers[0].conv
+        if x.dim() != 4 or C != c0.in_channels:                          # (the kernel slices below would not notice)
+            raise ValueError(f"this dense unit takes (B, {c0.in_channels}, H, W) inputs, got shape {tuple(x.shape)}")
+        # growth channels with IKM: one constant attention c (IKMConv2d.nonnegative_conv); s: their kernels' gradient scale
+        c, s = (1.0, 1.0) if how == 'plain' else how.nonnegative_scales(B, c0.weight.dtype)
+        # IsO: the x-slices' gradient is divided by the batch with the growth slices' (one multiplication for all kernels)
+        iso = how != 'plain' and how.mode == 'iso'
+        wx, *wg = unit_kernels([l.conv.weight for l in self.layers], C, c, s, s if iso else 1.0,
+                               channels_last=_is_channels_last(x))
+        yx = (F.conv2d(x, wx, None, c0.stride, c0.padding, c0.dilation) if how == 'plain'  # (B, d g, H, W)
+              else how.modulated_conv(x, how.attention(x), wx,             # the input's CAG once; one image-specific conv
+                                      iso_reduction='sum' if iso else None))
+        parts = yx.split([l.conv.out_channels for l in self.layers], 1)
+        grow = lambda inp, w: F.conv2d(inp, w, None, c0.stride, c0.padding, c0.dilation)
         if not torch.is_grad_enabled() and x.is_contiguous():             # no autograd: one buffer, written once per part
             buf = x.new_empty(B, self.transition.in_channels, *x.shape[2:])
-        ys, o = [], 0
+            buf.narrow(1, 0, C).copy_(x)
+            o = 0
+            for i, l in enumerate(self.layers):
+                slot = buf.narrow(1, C + o, l.conv.out_channels)
+                z = parts[0] if i == 0 else torch.add(parts[i], grow(buf.narrow(1, C, o), wg[i - 1]), out=slot)
+                if l.conv.bias is not None: z = torch.add(z, l.conv.bias.view(1, -1, 1, 1), out=slot)
+                if type(l.act) is nn.ReLU and type(l.att) is nn.Identity: torch.clamp_min(z, 0, out=slot)
+                else: slot.copy_(l.att(l.act(z)))
+                o += l.conv.out_channels
+            return self.transition(buf)                                    # (B, C, H, W)
+        grown = None                                                       # [y_0, .., y_{i-1}], grown by one cat per layer
         for i, l in enumerate(self.layers):
-            g = l.conv.out_channels
-            z = yx.narrow(1, o, g)
-            if i:
-                grown = buf.narrow(1, C, o) if buf is not None else ys[0] if i == 1 else torch.cat(ys, 1)
-                z = z + grow(l.conv, grown, l.conv.weight.narrow(1, C, o))
+            z = parts[i] if i == 0 else parts[i] + grow(grown, wg[i - 1])
             if l.conv.bias is not None: z = z + l.conv.bias.view(1, -1, 1, 1)
             y = l.att(l.act(z))                                            # (B, g, H, W)
-            if buf is None: ys.append(y)
-            else: buf.narrow(1, C + o, g).copy_(y)
-            o += g
-        if buf is None: return self.transition(torch.cat([x, *ys], 1))
-        buf.narrow(1, 0, C).copy_(x)
-        return self.transition(buf)                                        # (B, C, H, W)
+            grown = y if grown is None else torch.cat([grown, y], 1)
+        return self.transition(torch.cat([x, grown], 1))                   # (B, C, H, W)
+
+def _is_channels_last(t: torch.Tensor) -> bool:
+    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+def _to_flat(t: torch.Tensor, cl: bool) -> torch.Tensor:
+    "A (O, I, kh, kw) tensor's elements in its memory order (cl: channels-last), 1-D (a view when `t` is laid out so)."
+    return (t.permute(0, 2, 3, 1) if cl else t).reshape(-1)
+
+def _from_flat(f: torch.Tensor, shape, cl: bool) -> torch.Tensor:
+    "The inverse of `_to_flat`: a (O, I, kh, kw) view of the 1-D `f`, contiguous or channels-last."
+    if not cl: return f.view(shape)
+    o, i, kh, kw = shape
+    return f.view(o, kh, kw, i).permute(0, 3, 1, 2)
+
+class _KernelIndex:
+    "Where `unit_kernels` takes each output element from in the layers' kernels, flattened one after the other."
+    def __init__(self, shapes, cls, C: int, cl_out: bool, device):
+        ids, n = [], 0
+        for shape, cl in zip(shapes, cls):                                 # each element's position in the flat input
+            numel = math.prod(shape)
+            ids.append(_from_flat(torch.arange(n, n + numel), shape, cl)); n += numel
+        outs = [torch.cat([i.narrow(1, 0, C) for i in ids])] + [i.narrow(1, C, i.shape[1] - C) for i in ids[1:]]
+        self.out_shapes = [tuple(o.shape) for o in outs]
+        self.out_numels = [o.numel() for o in outs]
+        self.in_shapes, self.in_numels, self.cls, self.cl_out = list(shapes), [math.prod(s) for s in shapes], cls, cl_out
+        perm = torch.cat([_to_flat(o, cl_out) for o in outs])
+        self.nx = self.out_numels[0]
+        self.perm, self.inv = perm.to(device), torch.argsort(perm).to(device)
+
+    def gather(self, ws, c: float, dtype):
+        "The output kernels as one flat tensor: the x-slices, then the growth slices times c."
+        flat = torch.cat([_to_flat(w, cl) for w, cl in zip(ws, self.cls)]).index_select(0, self.perm)
+        if c != 1: flat[self.nx:].mul_(c)
+        return flat if dtype is None else flat.to(dtype)
+
+    def split(self, flat, shapes, numels, cls):
+        return [_from_flat(f, s, cl) for f, s, cl in zip(flat.split(numels), shapes, cls)]
+
+class _UnitKernels(torch.autograd.Function):
+    "`_KernelIndex.gather` with autograd: the backward gathers back, the growth slices' gradient times `s`."
+    @staticmethod
+    def forward(ctx, ix, c, s, s_x, dtype, *ws):
+        ctx.ix, ctx.s, ctx.s_x, ctx.wdtype = ix, s, s_x, ws[0].dtype
+        return ix.gather(ws, c, dtype)
+
+    @staticmethod
+    def backward(ctx, g):                             # g: the flat kernels' gradient
+        ix, s, s_x = ctx.ix, ctx.s, ctx.s_x
+        g = g.to(ctx.wdtype)
+        if s != 1 or s_x != 1:
+            gs = g * s
+            if s_x != s: gs[:ix.nx] = g[:ix.nx] if s_x == 1 else g[:ix.nx] * s_x
+            g = gs
+        g = g.index_select(0, ix.inv)
+        return (None, None, None, None, None, *ix.split(g, ix.in_shapes, ix.in_numels, ix.cls))
+
+_KERNEL_INDEX: dict = {}
+
+def unit_kernels(ws: list[torch.Tensor], # the d layers' kernels, (g_i, C + sum_{j<i} g_j, k, k): `DenseUnit.layers[i].conv.weight`
+                 C: int, # the unit's input channels
+                 c: float = 1.0, # multiplies the growth slices (IKM: the constant attention of a nonnegative map)
+                 s: float = 1.0, # multiplies the growth slices' gradient in the backward (see `IKMConv2d.nonnegative_scales`)
+                 s_x: float = 1.0, # multiplies the x-slices' gradient in the backward
+                 channels_last: bool = False, # lay the outputs out channels-last
+                ) -> list[torch.Tensor]: # [x-slices stacked (sum g_i, C, k, k), growth slice of layer 1, .., of layer d-1]
+    """A split dense unit's kernels in one gather (a cat, an index_select; one more in the backward) instead of 2d slices,
+    each contiguous (or channels-last): the stacked slices on the unit's input, and each later layer's slice on the growth
+    channels times c. Under autocast the kernels come out in its dtype (one cast, not one per convolution)."""
+    w0 = ws[0]
+    cls = tuple(_is_channels_last(w) for w in ws)
+    key = (tuple(tuple(w.shape) for w in ws), cls, C, channels_last, w0.device)
+    ix = _KERNEL_INDEX.get(key)
+    if ix is None:
+        if len(_KERNEL_INDEX) > 256: _KERNEL_INDEX.clear()
+        ix = _KERNEL_INDEX[key] = _KernelIndex(key[0], cls, C, channels_last, w0.device)
+    dtype = torch.get_autocast_dtype(w0.device.type) if torch.is_autocast_enabled(w0.device.type) else None
+    if dtype == w0.dtype or not w0.is_floating_point(): dtype = None
+    if torch.is_grad_enabled() and any(w.requires_grad for w in ws): flat = _UnitKernels.apply(ix, c, s, s_x, dtype, *ws)
+    else: flat = ix.gather(ws, c, dtype)
+    return ix.split(flat, ix.out_shapes, ix.out_numels, (channels_last,) * len(ix.out_shapes))
 
 def _conv_settings(conv) -> tuple:
     "What must agree between the convs a dense unit runs as one: class, geometry and (IKM) settings."

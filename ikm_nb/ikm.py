@@ -90,6 +90,10 @@ def _bins(L: int, k: int) -> list[tuple[int, int]]:
 
 def _bin_means(m: torch.Tensor, k: tuple[int, ...], first: int = 2) -> torch.Tensor:
     "The mean of `m` over each adaptive-pooling bin of its spatial axes `first`, `first + 1`, ..., one axis at a time."
+    if all(m.shape[first + i] % kk == 0 for i, kk in enumerate(k)):   # equal bins on every axis: one reshape, one sum
+        shape = [n for i, kk in enumerate(k) for n in (kk, m.shape[first + i] // kk)]
+        m = m.reshape(*m.shape[:first], *shape, *m.shape[first + len(k):])
+        return m.sum(tuple(first + 2 * i + 1 for i in range(len(k)))) / math.prod(shape[1::2])
     area = 1
     for i in range(len(k)):
         d, L, kk = first + i, m.shape[first + i], k[i]
@@ -344,10 +348,13 @@ class _IKMConvNd:
     def modulated_conv(self, x: torch.Tensor, # (B, c_in', *spatial)
                        a: torch.Tensor, # the attention of `x`, (B, c_in', *k)
                        weight: torch.Tensor | None = None, # (c_out', c_in' / groups, *k); None: the layer's own
+                       iso_reduction: str | None = None, # 'mean' | 'sum': overrides the layer's IsO rule for this call
                       ) -> torch.Tensor: # (B, c_out', *spatial_out), without the bias
         """The layer's IKM convolution (its mode, implementation and IsO rule) of `x` with attention `a`, by `weight`: the
-        layer's own, or e.g. input-channel slices of several layers' kernels stacked along c_out (see `DenseUnit`)."""
+        layer's own, or e.g. input-channel slices of several layers' kernels stacked along c_out (see `DenseUnit`, which takes
+        the IsO sum here and divides the gradient of all its kernels at once)."""
         w = self.weight if weight is None else weight
+        red = self.iso_reduction if iso_reduction is None else _check_choice(iso_reduction, ('mean', 'sum'), 'iso_reduction')
         x, padding = self._explicit_padding(x)
         args = (self.stride, padding, self.dilation, self.groups)
         fast = self.active_impl == 'fast'
@@ -358,9 +365,9 @@ class _IKMConvNd:
         if fast and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):   # no backward: the forward alone
             y = _IsOConv.apply_kernels(x, modulate(w, a, self.groups), args, _batch_conv_choice(x))
         elif fast:
-            y = _IsOConv.apply(x, w, a, *args, self.iso_reduction, self.iso_replicas, self.mode, _batch_conv_choice(x))
+            y = _IsOConv.apply(x, w, a, *args, red, self.iso_replicas, self.mode, _batch_conv_choice(x))
         else:
-            y = _AuthorsIsOConv.apply(x, w, a, *args, self.iso_reduction, self.iso_replicas)
+            y = _AuthorsIsOConv.apply(x, w, a, *args, red, self.iso_replicas)
         return y.view(x.shape[0], -1, *y.shape[2:])   # a view made outside the Function: in-place ops on it are allowed
 
     @property
@@ -368,22 +375,29 @@ class _IKMConvNd:
         "Whether the attention of a map with no negative value is a constant: a numeric threshold t <= 0 (every pixel passes)."
         return not isinstance(self.t, str) and self.t <= 0
 
+    def nonnegative_scales(self, batch: int, # the batch size of the convolution's input (per process under DDP)
+                           dtype: torch.dtype = torch.float32, # the kernel's dtype (c is computed in it, as the CAG would)
+                          ) -> tuple[float, float]: # (c, s)
+        """The two numbers of `nonnegative_conv`: the forward convolves by c * w (c: Eq. 11 on an all-pass map, 1.5 at every
+        tap); the backward takes s times the gradient of that kernel c * w as w's gradient: 'iso' 1 / (batch * replicas)
+        ('mean') or 1 ('sum'), the shared-kernel gradient not multiplied by c; 'exact' and 'go' c (they differentiate c * w)."""
+        if not self.constant_on_nonnegative:
+            raise ValueError(f"nonnegative_conv needs a numeric threshold t <= 0 (so every pixel passes), got t = {self.t!r}")
+        if self.groups != 1: raise ValueError("nonnegative_conv supports groups = 1 only")
+        c = _attention_of_ones(self.kernel_size, dtype)                  # Eq. 11 on an all-pass map, the same at every tap
+        if self.mode != 'iso': return c, c
+        return c, (1.0 if self.iso_reduction == 'sum' else 1.0 / (batch * self.iso_replicas))
+
     def nonnegative_conv(self, x: torch.Tensor, # (B, c_in', *spatial), no negative value (e.g. after a ReLU)
                          weight: torch.Tensor | None = None, # (c_out', c_in', *k); None: the layer's own
                         ) -> torch.Tensor: # (B, c_out', *spatial_out), without the bias
         """`modulated_conv` of a map with no negative value when `constant_on_nonnegative`: every pixel passes the threshold,
         so the attention is the same constant c (1.5 at each tap) for every image and channel, and the IKM convolution is one
-        plain convolution by c * w. Each mode's weight gradient is kept: 'exact' / 'go' differentiate c * w (c times the
-        shared-kernel gradient); 'iso' takes the shared-kernel gradient itself, divided by the batch ('mean')."""
-        if not self.constant_on_nonnegative:
-            raise ValueError(f"nonnegative_conv needs a numeric threshold t <= 0 (so every pixel passes), got t = {self.t!r}")
-        if self.groups != 1: raise ValueError("nonnegative_conv supports groups = 1 only")
+        plain convolution by c * w. Each mode's weight gradient is kept (`nonnegative_scales`): 'exact' / 'go' differentiate
+        c * w (c times the shared-kernel gradient); 'iso' takes the shared-kernel gradient itself, divided by the batch ('mean')."""
         w = self.weight if weight is None else weight
-        c = _attention_of_ones(self.kernel_size, w.dtype)                 # Eq. 11 on an all-pass map, the same at every tap
-        if self.mode == 'iso':   # IsO: the sum (or mean) of dL/dw_hat_b = the shared kernel c * w's gradient (not times c)
-            scale = 1.0 if self.iso_reduction == 'sum' else 1.0 / (x.shape[0] * self.iso_replicas)
-            w_hat = _ConstModulation.apply(w, c, scale) if torch.is_grad_enabled() and w.requires_grad else w * c
-        else: w_hat = w * c
+        c, s = self.nonnegative_scales(x.shape[0], w.dtype)
+        w_hat = _ConstModulation.apply(w, c, s) if torch.is_grad_enabled() and w.requires_grad else w * c
         x, padding = self._explicit_padding(x)
         return _convnd(x.dim() - 2)(x, w_hat, None, self.stride, padding, self.dilation, 1)
 

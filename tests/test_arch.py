@@ -398,3 +398,93 @@ def test_split_unit_refuses_a_wrong_channel_count(ikm):
         with pytest.raises(ValueError, match=r'takes \(B, 8, H, W\) inputs'): u(bad)
         with pytest.raises((RuntimeError, ValueError)): set_dense_split(u, False)(bad)
         set_dense_split(u, True)
+
+
+# ---------------------------------------------------------------- the split unit's kernels in one gather
+@pytest.mark.parametrize('cl_in,cl_out', [(False, False), (True, False), (False, True), (True, True)])
+def test_unit_kernels_equal_the_slices(cl_in, cl_out):
+    """float64: `unit_kernels` == the kernel slices it replaces (x-slices stacked, growth slices times c), in both layouts;
+    its backward == autograd through those slices with the growth slices' gradient scaled by s instead of c (x-slices: s_x)."""
+    from ikm_nb.arch import unit_kernels
+    from ikm_nb.ikm import _ConstModulation
+    torch.manual_seed(0)
+    C, g, c, s = 5, 3, 1.5, 0.125
+    mf = torch.channels_last if cl_in else torch.contiguous_format
+    ws = [torch.randn(g, C + i * g, 3, 3, dtype=torch.float64).to(memory_format=mf).requires_grad_() for i in range(4)]
+    s_x = 0.5 if cl_in else 1.0                                           # the x-slices' gradient scaled too, or not
+    got = unit_kernels(ws, C, c, s, s_x, channels_last=cl_out)
+    want = [_ConstModulation.apply(torch.cat([w.narrow(1, 0, C) for w in ws]), 1.0, s_x)] + [
+        _ConstModulation.apply(w.narrow(1, C, i * g), c, s) for i, w in enumerate(ws) if i]
+    assert [tuple(t.shape) for t in got] == [tuple(t.shape) for t in want]
+    for t in got:
+        assert t.is_contiguous(memory_format=torch.channels_last if cl_out else torch.contiguous_format)
+    gs = [torch.randn_like(t) for t in want]
+    grads = []
+    for outs in (got, want):
+        for w in ws: w.grad = None
+        torch.autograd.backward(outs, gs)
+        grads.append([w.grad.clone() for w in ws])
+    for a, b in zip(got, want): assert torch.equal(a, b.detach())
+    for a, b in zip(*grads): assert torch.equal(a, b)
+    for w, gw in zip(ws, grads[0]): assert gw.stride() == w.stride()    # the parameter's layout (gradients stealable)
+    with torch.no_grad(): assert all(torch.equal(a, b) for a, b in zip(unit_kernels(ws, C, c, s, channels_last=cl_out), got))
+
+
+def test_split_unit_channels_last_and_autocast():
+    """A channels-last network (float64) runs split with the same numbers as the concatenation; under autocast (bf16 on the
+    CPU) the split unit's kernels are cast once and its outputs and float32 gradients match the concatenation's."""
+    torch.manual_seed(0)
+    m = UHDN(preset('uhdn', n_blocks=1, n_units=4, channels=16, growth=4, depths=(3, 2, 2, 3))).double().to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 9, 9, dtype=torch.float64).to(memory_format=torch.channels_last)
+    res = {}
+    for split in (False, True):
+        set_dense_split(m, split); m.zero_grad()
+        y = m(x); y.square().mean().backward()
+        res[split] = [y, *_grads(m)]
+    for a, b in zip(res[True], res[False]): assert _rel(a, b) < 1e-12
+    m = m.float().to(memory_format=torch.contiguous_format)
+    res = {}
+    for split, bf16 in [(False, False), (False, True), (True, True)]:
+        set_dense_split(m, split); m.zero_grad()
+        with torch.autocast('cpu', torch.bfloat16, enabled=bf16):
+            y = m(x.float())
+        y.float().square().mean().backward()
+        res[split, bf16] = [y.float(), *_grads(m)]
+        assert all(p.grad.dtype == torch.float32 for p in m.parameters())
+    l2 = lambda a, b: ((a - b).norm() / b.norm()).item()
+    for a, b, exact in zip(res[True, True], res[False, True], res[False, False]):   # bf16 rounding: as far from float32
+        assert l2(a, exact) <= max(2 * l2(b, exact), 0.01), (l2(a, exact), l2(b, exact))
+
+
+class _Kernels(torch.utils._python_dispatch.TorchDispatchMode):
+    "Counts the aten operators that compute (views, detach and scalar reads are not counted)."
+    SKIP = {'detach', '_local_scalar_dense', 'lift_fresh', 'empty', 'empty_like', 'new_empty', 'empty_strided'}
+    def __init__(self): super().__init__(); self.n, self.names = 0, {}
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if not (func.is_view or name in self.SKIP or name.startswith('_record_function')):
+            self.n += 1; self.names[name] = self.names.get(name, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+def _ops_per_step(m, x):
+    "Computing aten operators of one forward + backward of `m` on `x`."
+    m.zero_grad(set_to_none=True); m(x).mean().backward()                # warm-up (the kernel index is built once)
+    m.zero_grad(set_to_none=True)
+    with _Kernels() as k: m(x).mean().backward()
+    return k
+
+
+def test_split_unit_runs_few_kernels():
+    """On a GPU an eager step is bound by its kernel launches: the split unit must not cost many more operators than the
+    authors' concatenating unit. Without IKM at most 1.3x; with IKM (the CAG of each unit's input, the image-specific conv of
+    it) at most 1.8x the vanilla concatenating unit; no zero-filled full-size gradient of a slice (slice_backward) at all."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 12, 12)
+    cfg = preset('uhdn', n_blocks=1)
+    vanilla = _ops_per_step(set_dense_split(UHDN(cfg.replace(ikm=False)), False), x)
+    split = _ops_per_step(UHDN(cfg.replace(ikm=False)), x)
+    with ikm_impl(batch_conv='grouped'): ours = _ops_per_step(UHDN(cfg), x)     # (as on a GPU; one-thread CPU loops)
+    for k in (split, ours): assert 'slice_backward' not in k.names, k.names
+    assert split.n <= 1.3 * vanilla.n, (split.n, vanilla.n)
+    assert ours.n <= 1.8 * vanilla.n, (ours.n, vanilla.n)
