@@ -264,7 +264,8 @@ def main(argv=None):
                    + " (default: vanilla,vanilla-split,reference,ours; CUDA adds ours-loop)")
     p.add_argument('--settings', default=None, help="comma-separated, of: eager (fp32; TF32 on CUDA), channels_last, bf16 (autocast), bf16-cl (autocast + "
                    "channels_last), compile (torch.compile, default mode); CUDA only: fp32 (TF32 off), cudnn-benchmark, "
-                   "cudagraph, cudagraph-bf16-cl (the whole step captured once, replayed) "
+                   "cudagraph, cudagraph-bf16-cl (the whole step captured once, replayed), cudagraph-bench, "
+                   "cudagraph-bench-bf16-cl (captured after cuDNN timed its algorithms: torch.backends.cudnn.benchmark) "
                    f"(default: CPU {CPU_SETTINGS}; CUDA {CUDA_SETTINGS})")
     p.add_argument('--prepare-timeout-s', type=float, default=None,
                    help="give up compiling one row after this many seconds (default: CUDA 60)")
@@ -318,7 +319,7 @@ def main(argv=None):
         for setting in settings:
             if cuda:
                 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = setting != 'fp32'
-                torch.backends.cudnn.benchmark = setting == 'cudnn-benchmark'
+                torch.backends.cudnn.benchmark = setting == 'cudnn-benchmark' or '-bench' in setting
             for task in tasks:
                 runners = {}
                 for name in models:

@@ -21,24 +21,33 @@ def main(argv=None):
     p.add_argument('--profile', default='paper')
     p.add_argument('--device', default=None)
     p.add_argument('--no-ikm', dest='ikm', action='store_false', help='the vanilla U-HDN (no IKM)')
+    p.add_argument('--cudnn-benchmark', action='store_true',
+                   help='a third run: graphed, with TrainConfig.cudnn_benchmark (cuDNN times its algorithms first)')
     a = p.parse_args(argv)
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for graph in (False, True):
+        for graph, bench in [(False, False), (True, False)] + [(True, True)] * a.cudnn_benchmark:
             cfg = profile_config(a.profile, steps=a.steps, val_set=None, ckpt_every=0, log_every=1, train_set='T91_min192',
-                                 out_dir=tmp, run_name=f'graph_{graph}', cuda_graph=graph, device=a.device, ikm=a.ikm)
+                                 out_dir=tmp, run_name=f'graph_{graph}_{bench}', cuda_graph=graph, device=a.device, ikm=a.ikm,
+                                 cudnn_benchmark=bench)
             s = train(cfg, progress=False)
             rows = list(csv.DictReader(open(Path(s['run_dir']) / 'metrics.csv')))
             half = rows[len(rows) // 2]
             dt = float(rows[-1]['seconds']) - float(half['seconds'])   # (metrics.csv keeps 0.1 s: use >= 100 updates)
             rate = (int(rows[-1]['step']) - int(half['step'])) / dt if dt > 0 else float('nan')
-            res[graph] = ([float(r['loss']) for r in rows], rate, s['device'])
-            print(f"{'U-HDN+IKM' if a.ikm else 'U-HDN (no IKM)'}, cuda_graph={graph}: {s['step']} updates on {s['device']} in {s['seconds']:.1f} s; "
+            res[graph, bench] = ([float(r['loss']) for r in rows], rate, s['device'])
+            print(f"{'U-HDN+IKM' if a.ikm else 'U-HDN (no IKM)'}, cuda_graph={graph}, cudnn_benchmark={bench}: {s['step']} updates on "
+                  f"{s['device']} in {s['seconds']:.1f} s; "
                   f"{rate:.2f} updates/s over the second half", flush=True)
-    (le, re_, dev), (lg, rg, _) = res[False], res[True]
+    (le, re_, dev), (lg, rg, _) = res[False, False], res[True, False]
     for i in range(9, len(le), 10): print(f"step {i + 1:4d}: loss eager {le[i]:.6f}  graphed {lg[i]:.6f}")
     worst = max(abs(x - y) / abs(x) for x, y in zip(le, lg))
     print(f"largest relative loss difference over {len(le)} updates: {worst:.2e}; graphed / eager speed: {rg / re_:.2f}x on {dev}")
+    if (True, True) in res:
+        lb, rb, _ = res[True, True]
+        worst = max(abs(x - y) / abs(x) for x, y in zip(le, lb))
+        print(f"with cudnn_benchmark: {rb:.2f} updates/s ({rb / rg:.2f}x the graphed run without it); largest relative loss "
+              f"difference to eager {worst:.2e} (cuDNN may pick other algorithms: last bits differ)")
 
 
 if __name__ == '__main__':

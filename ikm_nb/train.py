@@ -53,6 +53,7 @@ class TrainConfig:
     optimizer: str = 'adam'            # 'adam' (the paper's) or 'sgd' (plain, no momentum)
     amp: str = 'off'                   # 'off' | 'bf16' (autocast, GPU)
     cuda_graph: bool = True            # CUDA, one process: capture the model's forward + backward once, replay it each step
+    cudnn_benchmark: bool = False      # CUDA: let cuDNN time its algorithms once for the fixed patch size (not yet measured here)
     seed: int = 0
     # validation, logging, checkpoints
     val_set: str | None = 'Set5'       # PSNR on this set every val_every steps (None: never)
@@ -160,7 +161,7 @@ def run_name(cfg: TrainConfig, model_config: dict) -> str:
     steps = f"{cfg.steps // 1000}k" if cfg.steps >= 1000 and cfg.steps % 1000 == 0 else str(cfg.steps)
     return f"{cfg.arch}{'-ikm' if ikm else ''}_x{cfg.scale}_{shape}_{mc.get('mode', 'iso') if ikm else 'vanilla'}_{cfg.train_set}_{steps}-steps"
 
-_RESUME_SAFE = {'cuda_graph', 'steps', 'val_every', 'ckpt_every', 'log_every', 'workers', 'device', 'val_set', 'convention', 'out_dir', 'run_name'}
+_RESUME_SAFE = {'cuda_graph', 'cudnn_benchmark', 'steps', 'val_every', 'ckpt_every', 'log_every', 'workers', 'device', 'val_set', 'convention', 'out_dir', 'run_name'}
 
 def _check_resume(saved: dict | None, cfg: TrainConfig, path):
     "Resuming with other hyperparameters would not continue the same run: refuse, naming them."
@@ -253,6 +254,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
     loss_fn = F.l1_loss if cfg.loss == 'l1' else F.mse_loss
     graphed = cfg.cuda_graph and device.type == 'cuda' and world == 1
+    if device.type == 'cuda': torch.backends.cudnn.benchmark = cfg.cudnn_benchmark   # (process-wide, as torch has it)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == 'bf16' and device.type == 'cuda',
                          cache_enabled=not graphed)         # (a captured graph must not use autocast's weight cache)
     if graphed: net = graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log)
