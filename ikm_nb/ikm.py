@@ -268,14 +268,18 @@ _ONES_ATTENTION: dict = {}
 
 def _attention_of_ones(k: tuple[int, ...], dtype) -> float:
     """Eq. 11 on a map whose every pixel passes the threshold: the same number at every tap (a uniform softmax), computed as
-    the CAG computes it in `dtype` (1.5 up to rounding); a Python number, so no tensor is made on the device."""
-    key = (tuple(k), dtype)
+    the CAG computes it in `dtype` (1.5 up to rounding); a Python number, so no tensor is made on the device. The usual sizes
+    are computed at import, so a compiled model (`torch.compile`) finds them without a graph break."""
+    dt = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    key = (tuple(k), dt)
     if key not in _ONES_ATTENTION:
-        dt = dtype if dtype in (torch.float32, torch.float64) else torch.float32
         a = _proportion(torch.ones(1, 1, *k, dtype=dt))
         _ONES_ATTENTION[key] = a.flatten()[0].item()
         assert bool((a == a.flatten()[0]).all())
     return _ONES_ATTENTION[key]
+
+for _k in (1, 3, 5, 7):
+    for _dt in (torch.float32, torch.float64): _attention_of_ones((_k,), _dt); _attention_of_ones((_k, _k), _dt)
 
 class _ConstModulation(torch.autograd.Function):
     "w * c in the forward; in the backward `scale` times the incoming gradient (IsO: the kernel gradient is not multiplied by c)."

@@ -488,3 +488,12 @@ def test_split_unit_runs_few_kernels():
     for k in (split, ours): assert 'slice_backward' not in k.names, k.names
     assert split.n <= 1.3 * vanilla.n, (split.n, vanilla.n)
     assert ours.n <= 1.8 * vanilla.n, (ours.n, vanilla.n)
+
+
+def test_ikm_uhdn_traces_without_graph_breaks():
+    """torch.compile sees the whole U-HDN+IKM training forward as one graph (no Python fallback in the middle): the split
+    units' kernel gather, the IsO Function and the constant attention (computed at import) all trace."""
+    torch._dynamo.reset()
+    m = UHDN(preset('uhdn', n_blocks=1, n_units=2, channels=16, growth=4, depths=(2, 2)))
+    e = torch._dynamo.explain(m)(torch.rand(2, 3, 12, 12))
+    assert (e.graph_count, e.graph_break_count) == (1, 0), [str(b.reason)[:200] for b in e.break_reasons]
