@@ -3,11 +3,11 @@
 
 On a GPU an eager step of U-HDN is bound by kernel launches, not by arithmetic (docs/benchmarks.md: ~28 ms of GPU work
 against ~68 ms of host time for the vanilla step on an H100), so the number of operators that compute something is what
-its eager time follows. This script counts them with a dispatch mode, on any device (the counts do not depend on the
-device's speed, so the CPU tells what a GPU would launch; on CUDA one operator is one to a few kernels): every aten
-operator except views, `detach`, allocations and scalar reads, for one call after a warm-up call. Columns: all such
-operators, convolutions (forward and backward), copies and layout or dtype conversions (`copy_`, `clone`, `_to_copy`,
-`contiguous`), the ratio of all operators to `vanilla`, and the three most frequent operators.
+its eager time follows. This script counts them with `ikm_nb.complexity.count_ops` (a dispatch mode), on any device (the
+counts do not depend on the device's speed, so the CPU tells what a GPU would launch; on CUDA one operator is one to a
+few kernels): every aten operator except views, `detach`, allocations and scalar reads, for one call after a warm-up
+call. Columns: all such operators, convolutions (forward and backward), copies and layout or dtype conversions
+(`copy_`, `clone`, `_to_copy`, `contiguous`), the ratio of all operators to `vanilla`, and the three most frequent operators.
 
 Rows and tasks are those of `bench_ikm.py` (same models, same train step and inference); the settings are `eager`
 (float32) and `bf16-cl` (autocast bf16 + channels-last). The default rows take `ours-grouped`, which is what `ours` runs on
@@ -22,33 +22,18 @@ import argparse, collections, datetime, sys
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ikm import MODELS, Runner, device_name                          # noqa: E402
+from ikm_nb.complexity import count_ops                                    # noqa: E402
 
 COPIES = ('copy_', 'clone', '_to_copy', 'contiguous')
-SKIP = {'detach', '_local_scalar_dense', 'lift_fresh', 'empty', 'empty_like', 'new_empty', 'empty_strided'}
-
-
-class OpCounter(TorchDispatchMode):
-    "Counts the aten operators that compute (views, detach, allocations and scalar reads are not counted)."
-    def __init__(self):
-        super().__init__()
-        self.ops = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        if not (func.is_view or name in SKIP or name.startswith('_record_function')): self.ops[name] += 1
-        return func(*args, **(kwargs or {}))
 
 
 def count(name, setting, task, args, device) -> collections.Counter:
     r = Runner(name, setting, task, args, device)
     if task == 'train': r.opt = torch.optim.Adam(r.model.parameters(), lr=2e-4, foreach=True)   # as on a GPU: ~10 operators
-    r.fn()                                                       # warm-up (kernel indices, optimizer state)
-    with OpCounter() as c: r.fn()
-    return c.ops
+    return count_ops(r.fn)                                       # after a warm-up call (kernel indices, optimizer state)
 
 
 def main(argv=None):

@@ -4,8 +4,10 @@
 
 # %% ../nbs/03_complexity.ipynb #c002
 from __future__ import annotations
-import copy, math, re
+import collections, copy, math, re
 from functools import lru_cache
+from typing import Callable
+from torch.utils._python_dispatch import TorchDispatchMode
 import pandas as pd
 import torch
 import torch.nn as nn
@@ -13,7 +15,8 @@ from .arch import UHDN, UHDNConfig, PRESETS, preset, DenseUnit
 from .ikm import ikm_layers
 
 # %% auto #0
-__all__ = ['PAPER_COMPLEXITY', 'count_params', 'conv_macs', 'count_macs', 'parse_printed', 'complexity_table']
+__all__ = ['PAPER_COMPLEXITY', 'count_params', 'conv_macs', 'count_macs', 'OpCounter', 'count_ops', 'parse_printed',
+           'complexity_table']
 
 # %% ../nbs/03_complexity.ipynb #c005
 def count_params(model: nn.Module, # any network
@@ -70,6 +73,26 @@ def count_macs(model: nn.Module, # an SR network taking (B, 3, h, w)
     return total[0]
 
 # %% ../nbs/03_complexity.ipynb #c011
+class OpCounter(TorchDispatchMode):
+    "Counts, by name (`ops`), the aten operators that compute something: not views, `detach`, allocations or scalar reads."
+    SKIP = frozenset({'detach', '_local_scalar_dense', 'lift_fresh', 'empty', 'empty_like', 'new_empty', 'empty_strided'})
+    def __init__(self):
+        super().__init__()
+        self.ops = collections.Counter()
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if not (func.is_view or name in self.SKIP or name.startswith('_record_function')): self.ops[name] += 1
+        return func(*args, **(kwargs or {}))
+
+def count_ops(fn: Callable[[], object], # what to count, e.g. a forward and backward
+              warmup: bool = True, # call `fn` once before (lazily built state: caches, optimizer state)
+             ) -> collections.Counter: # operators by name; `.total()` is their number
+    "The computing aten operators one call of `fn()` runs (see `OpCounter`)."
+    if warmup: fn()
+    with OpCounter() as c: fn()
+    return c.ops
+
+# %% ../nbs/03_complexity.ipynb #c014
 PAPER_COMPLEXITY = [  # (row, preset, overrides, source, #Params as printed, #FLOPs (G) as printed, note)
     ('U-HDN+IKM x2', 'uhdn', {}, 'Table I', '1390.9K', '60.3', ''),
     ('U-HDN+IKM x3', 'uhdn', {'scale': 3}, 'Table I', '1402.4K', '27.2', ''),
