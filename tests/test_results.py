@@ -12,9 +12,19 @@ def test_cpu_profile_model_learned():
     base = bic[(bic.set == 'Set5') & (bic.scale == 2) & (bic.convention == 'paper')].psnr.item()
     assert mine - base >= 1.0
     assert set(ours.scale) == {2, 3, 4}                       # the shipped weights were evaluated at every scale
-    runs = list((R / 'runs').glob('*/metrics.csv'))
+    runs = list((R / 'runs').glob('uhdn-*/metrics.csv'))             # table1_uhdn's run (fig10_iso's runs are fig10_*)
     assert runs and all(pd.read_csv(p).step.max() == 2000 for p in runs)
+
+
+def test_fig10_cpu_runs_complete():
+    "fig10_iso's cpu table: IsO and GO at batches 1, 4, 16, each evaluated after the 400 updates its run log records."
+    t = pd.read_csv(R / 'tables' / 'fig10_iso_cpu.csv')
+    assert sorted(zip(t['mode'], t.batch)) == sorted((m, b) for m in ('iso', 'go') for b in (1, 4, 16))
+    assert (t.steps == 400).all() and (t.set == 'BSD100').all() and t.psnr.between(25, 40).all()
+    for m, b in zip(t['mode'], t.batch):
+        log = pd.read_csv(R / 'runs' / f'fig10_cpu_x2_{m}_b{b}_400-steps' / 'metrics.csv')
+        assert log.step.max() == 400
 
 def test_reproduce_summary_all_ok():
     s = pd.read_csv(R / 'reproduce_cpu.csv')
-    assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn'} <= set(s.name)
+    assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn', 'fig10_iso'} <= set(s.name)
