@@ -25,6 +25,15 @@ def test_fig10_cpu_runs_complete():
         log = pd.read_csv(R / 'runs' / f'fig10_cpu_x2_{m}_b{b}_400-steps' / 'metrics.csv')
         assert log.step.max() == 400
 
+def test_fig09_cpu_runs_complete():
+    "fig09_threshold's cpu table: t = 0, 'mean', 'median', each evaluated after the 300 updates its run log records."
+    t = pd.read_csv(R / 'tables' / 'fig09_threshold_cpu.csv')
+    assert sorted(t.t.astype(str)) == ['0.0', 'mean', 'median']
+    assert (t.steps == 300).all() and (t.set == 'BSD100').all() and t.psnr.between(25, 40).all() and (t.pia_ms > 0).all()
+    for v in t.t.astype(str):
+        assert pd.read_csv(R / 'runs' / f'fig09_cpu_x2_t{v}_b8_300-steps' / 'metrics.csv').step.max() == 300
+
+
 def test_reproduce_summary_all_ok():
     s = pd.read_csv(R / 'reproduce_cpu.csv')
-    assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn', 'fig10_iso'} <= set(s.name)
+    assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn', 'fig09_threshold', 'fig10_iso'} <= set(s.name)
