@@ -11,7 +11,7 @@ import pandas as pd
 from .utils import repo_root, atomic_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'reproduce']
+__all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'reproduce', 'available_sets', 'train_and_evaluate']
 
 # %% ../nbs/24_reproduce.ipynb #c005
 PROFILES = ('smoke', 'cpu', 'paper')
@@ -76,3 +76,41 @@ def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'paper'
     print(f"\n{len(df) - n_fail} of {len(df)} notebooks ran ({df.seconds.sum() if len(df) else 0:.0f} s); "
           f"summary in {out_dir / f'reproduce_{profile}.csv'}")
     return df
+
+# %% ../nbs/24_reproduce.ipynb #c012
+def available_sets(sets, # benchmark names (see `ikm_nb.data.find_benchmark`)
+                   fallback: str | None = 'Set5', # returned alone when none of `sets` is found (Set5 is shipped)
+                  ) -> list[str]:
+    "The sets of `sets` found on this machine (each missing one is named, with the way to get it), else `[fallback]`."
+    from ikm_nb.data import find_benchmark, DataNotFoundError
+    ok = []
+    for s in sets:
+        try: find_benchmark(s); ok.append(s)
+        except DataNotFoundError as e: print(f"skipped {s}: {e}")
+    return ok or ([fallback] if fallback else [])
+
+def train_and_evaluate(cfg, # a `TrainConfig`
+                       sets, # benchmark sets to evaluate the run's last weights on
+                       convention: str = 'paper', # metrics convention
+                       progress: bool = True, # progress bar while training
+                      ) -> tuple[list[dict], pd.DataFrame]: # (one row per set, the run's metrics.csv)
+    """Train `cfg` (resumed if interrupted, at once if finished), evaluate its last weights on `sets`: per set PSNR, SSIM,
+    seconds per image, and the budget that produced them (updates, batch, patch, lr, the training set 'auto' resolved to,
+    device, parameters, model, training seconds)."""
+    import json
+    from ikm_nb.train import train
+    from ikm_nb.checkpoint import model_from_checkpoint, load_checkpoint
+    from ikm_nb.evaluate import evaluate, summarize
+    from ikm_nb.complexity import count_params
+    res = train(cfg, progress=progress)
+    run_dir = Path(res['run_dir'])
+    state = load_checkpoint(run_dir / 'checkpoints' / 'latest.pt')
+    model = model_from_checkpoint(state)
+    info = json.loads((run_dir / 'config.json').read_text())
+    metrics = pd.read_csv(run_dir / 'metrics.csv')
+    rows = [dict(set=r.set, scale=model.cfg.scale, psnr=r.psnr, ssim=r.ssim, images=int(r.images), seconds_per_image=r.seconds,
+                 train_seconds=float(metrics.seconds.max()), steps=state['step'], batch=cfg.batch, patch=cfg.patch, lr=cfg.lr,
+                 train_set=info.get('data', {}).get('train_set', cfg.train_set), device=res['device'],
+                 params=count_params(model), model=model.cfg.name, convention=convention)
+            for _, r in summarize(evaluate(model, sets, model.cfg.scale, convention, progress=False)).iterrows()]
+    return rows, metrics
