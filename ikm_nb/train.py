@@ -53,7 +53,7 @@ class TrainConfig:
     optimizer: str = 'adam'            # 'adam' (the paper's) or 'sgd' (plain, no momentum)
     amp: str = 'off'                   # 'off' | 'bf16' (autocast, GPU)
     cuda_graph: bool = True            # CUDA, one process: capture the model's forward + backward once, replay it each step
-    cudnn_benchmark: bool = False      # CUDA: let cuDNN time its algorithms once for the fixed patch size (not yet measured here)
+    cudnn_benchmark: bool = False      # CUDA: let cuDNN time its algorithms once for the fixed patch size (no effect on an H100)
     seed: int = 0
     # validation, logging, checkpoints
     val_set: str | None = 'Set5'       # PSNR on this set every val_every steps (None: never)
@@ -261,7 +261,11 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), dynamic_ncols=True, desc=run_dir.name[:40])
     t0, loss_v, step = time.perf_counter(), float('nan'), start
     def checkpoint(name='latest'):
-        if main: save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best)
+        if not main: return
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):   # (checkpoint steps only: a wait for the GPU)
+            raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning rate or "
+                                     f"use amp='off'; no checkpoint of them was written")
+        save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best)
     net.train()
     for step, (lr_u8, hr_u8) in enumerate(step_loader(ds, start, stop, cfg.workers), start + 1):
         lr_img = lr_u8.to(device, non_blocking=True).float() / 255
@@ -271,25 +275,31 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step(); sched.step()
-        loss_v = loss.item()
-        if not math.isfinite(loss_v): raise FloatingPointError(f"the loss became {loss_v} at step {step}: lower the learning rate or use amp='off'")
-        bar.update(1); bar.set_postfix(loss=f'{loss_v:.4f}', lr=f'{sched.get_last_lr()[0]:.1e}')
+        bar.update(1)
+        validate = bool(cfg.val_set and cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps))
+        out_of_time = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+        if world > 1 and max_seconds is not None:   # every rank stops at the same step
+            flag = torch.tensor([float(out_of_time)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX); out_of_time = bool(flag.item())
+        ckpt = (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop or out_of_time
+        if step % cfg.log_every == 0 or validate or ckpt:   # the loss is read (a wait for the GPU) only here
+            loss_v = loss.item()
+            if not math.isfinite(loss_v):
+                raise FloatingPointError(f"the loss became {loss_v} by step {step} (it is read every log_every = {cfg.log_every} "
+                                         f"updates): lower the learning rate or use amp='off'; no checkpoint of it was written")
+            bar.set_postfix(loss=f'{loss_v:.4f}', lr=f'{sched.get_last_lr()[0]:.1e}')
         psnr = None
-        if cfg.val_set and cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps):
+        if validate:
             if main:
                 psnr = float(evaluate_set(model, cfg.val_set, cfg.scale, convention=cfg.convention, progress=False)['psnr'].mean())
                 if best is None or psnr > best: best = psnr; checkpoint('best')
                 log.info(f"step {step}: {cfg.val_set} PSNR {psnr:.3f} dB (best {best:.3f})")
             net.train()
-        out_of_time = max_seconds is not None and time.perf_counter() - t0 > max_seconds
-        if world > 1 and max_seconds is not None:   # every rank stops at the same step
-            flag = torch.tensor([float(out_of_time)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX); out_of_time = bool(flag.item())
         if main and (step % cfg.log_every == 0 or psnr is not None or step == stop or out_of_time):
             el = time.perf_counter() - t0
             metrics.add(step=step, loss=f'{loss_v:.6f}', lr=f'{sched.get_last_lr()[0]:.3e}', psnr='' if psnr is None else f'{psnr:.4f}',
                         seconds=f'{el:.1f}', it_s=f'{(step - start) / max(el, 1e-9):.3f}')
             log.info(f"step {step}: loss {loss_v:.5f}")
-        if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop or out_of_time: checkpoint()
+        if ckpt: checkpoint()
         if out_of_time:
             log.info(f"time budget of {max_seconds} s reached at step {step}"); break
     bar.close()

@@ -113,3 +113,39 @@ def test_config_records_the_resolved_training_set(tmp_path):
     s = train(profile_config('smoke', steps=1, out_dir=str(tmp_path), run_name='r', train_set='auto'), progress=False)
     data = json.loads((Path(s['run_dir']) / 'config.json').read_text())['data']
     assert data['train_set'] in ('DF2K', '291', 'T91_min192') and data['images'] >= data['usable'] > 0
+
+@pytest.mark.parametrize('log_every', [1, 3])
+def test_divergence_stops_before_a_bad_checkpoint(tmp_path, log_every):
+    """A run that diverges (SGD with an absurd learning rate) stops with a FloatingPointError whether the loss is read every
+    update or every third (it is read before each checkpoint); no checkpoint with non-finite weights is written."""
+    cfg = profile_config('smoke', steps=12, optimizer='sgd', lr=1e30, log_every=log_every, ckpt_every=2, out_dir=str(tmp_path),
+                         run_name='nan', device='cpu')
+    with pytest.raises(FloatingPointError, match='lower the learning rate'):
+        train(cfg, progress=False)
+    latest = Path(tmp_path) / 'nan' / 'checkpoints' / 'latest.pt'
+    if latest.exists():
+        assert all(torch.isfinite(v).all() for v in load_checkpoint(latest)['model'].values() if v.is_floating_point())
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
+    "Weights that turn non-finite in the update of a checkpoint step (its loss was still finite) stop the run before the write."
+    calls = {'n': 0}
+    step = torch.optim.SGD.step
+    def poisoned(self, *a, **k):
+        out = step(self, *a, **k); calls['n'] += 1
+        if calls['n'] == 4:
+            with torch.no_grad(): self.param_groups[0]['params'][0].view(-1)[0] = float('nan')
+        return out
+    monkeypatch.setattr(torch.optim.SGD, 'step', poisoned)
+    cfg = profile_config('smoke', steps=8, optimizer='sgd', log_every=5, ckpt_every=2, out_dir=str(tmp_path), run_name='w', device='cpu')
+    with pytest.raises(FloatingPointError, match='weights are not finite after step 4'):
+        train(cfg, progress=False)
+    st = load_checkpoint(Path(tmp_path) / 'w' / 'checkpoints' / 'latest.pt')
+    assert st['step'] == 2 and all(torch.isfinite(v).all() for v in st['model'].values() if v.is_floating_point())
+
+def test_data_workers_and_log_every_change_no_number(tmp_path):
+    """Batches depend on the step alone and the loss is only read back, so `workers` (batches cut in other processes) and
+    `log_every` (how often the loss is read) leave the weights bit-identical."""
+    runs = [train(profile_config('smoke', steps=4, out_dir=str(tmp_path), run_name=f'w{w}_l{l}', workers=w, log_every=l,
+                                 device='cpu'), progress=False) for w, l in ((0, 1), (2, 3))]
+    assert_same(weights(runs[0]['run_dir']), weights(runs[1]['run_dir']))
+    assert runs[0]['loss'] == runs[1]['loss']
