@@ -34,6 +34,19 @@ def test_fig09_cpu_runs_complete():
         assert pd.read_csv(R / 'runs' / f'fig09_cpu_x2_t{v}_b8_300-steps' / 'metrics.csv').step.max() == 300
 
 
+def test_table5_cpu_runs_complete():
+    """table5_uhdn_ablation's cpu table: the four structures (U-style residual x hourglass), each evaluated on Set5 and BSD100
+    after the 300 updates its run log records, with the full-size complexity that the paper prints for the hourglass rows."""
+    t = pd.read_csv(R / 'tables' / 'table5_uhdn_ablation_cpu.csv')
+    assert sorted(zip(t.u_residual, t.hourglass, t.set)) == sorted((u, h, s) for u in (False, True) for h in (False, True)
+                                                                 for s in ('BSD100', 'Set5'))
+    assert (t.steps == 300).all() and t.psnr.between(25, 40).all()
+    assert (t[t.hourglass].params_full == 1_390_915).all() and (t[~t.hourglass].params_full == 1_380_547).all()
+    for p in set(t.preset):
+        assert pd.read_csv(R / 'runs' / f'table5_cpu_x2_{p[7:]}_b8_300-steps' / 'metrics.csv').step.max() == 300
+
+
 def test_reproduce_summary_all_ok():
     s = pd.read_csv(R / 'reproduce_cpu.csv')
-    assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn', 'fig09_threshold', 'fig10_iso'} <= set(s.name)
+    assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn', 'fig09_threshold', 'fig10_iso',
+                                           'table5_uhdn_ablation'} <= set(s.name)
