@@ -22,7 +22,8 @@ from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, chec
 
 # %% auto #0
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'dist_info', 'setup_distributed', 'StepBatches',
-           'step_loader', 'model_config', 'build_model', 'training_patches', 'run_name', 'graph_model', 'train']
+           'step_loader', 'model_config', 'build_model', 'training_patches', 'resolve_channels_last', 'run_name',
+           'graph_model', 'train']
 
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
@@ -54,6 +55,7 @@ class TrainConfig:
     amp: str = 'off'                   # 'off' | 'bf16' (autocast, GPU)
     cuda_graph: bool = True            # CUDA, one process: capture the model's forward + backward once, replay it each step
     cudnn_benchmark: bool = False      # CUDA: let cuDNN time its algorithms once for the fixed patch size (no effect on an H100)
+    channels_last: bool | None = None  # model and batches in channels-last memory; None: on the CPU (1.2x faster there), not on CUDA
     seed: int = 0
     # validation, logging, checkpoints
     val_set: str | None = 'Set5'       # PSNR on this set every val_every steps (None: never)
@@ -152,6 +154,10 @@ def training_patches(cfg: TrainConfig, progress: bool = True) -> SRPatches:
     return SRPatches(cfg.train_set, cfg.scale, cfg.patch, augment=True, lr_mode='fly', cache=True, seed=cfg.seed, progress=progress)
 
 # %% ../nbs/22_train.ipynb #c016
+def resolve_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+    "Whether a run keeps its model and batches channels-last: `cfg.channels_last`, or for None on the CPU only."
+    return cfg.channels_last if cfg.channels_last is not None else device.type == 'cpu'
+
 def run_name(cfg: TrainConfig, model_config: dict) -> str:
     "A name that says what ran, e.g. `uhdn-ikm_x2_N4M6C64_iso_291_300k-steps`."
     if cfg.run_name: return cfg.run_name
@@ -218,7 +224,8 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     from ikm_nb.evaluate import evaluate_set
     rank, world, device = setup_distributed(cfg.device)
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)           # the same initial weights on every rank
-    model = build_model(cfg).to(device)
+    layout = torch.channels_last if resolve_channels_last(cfg, device) else torch.preserve_format
+    model = build_model(cfg).to(device, memory_format=layout)
     for m in ikm_layers(model): m.iso_replicas = world
     mconf = model_config_dict(model)
     opt = (torch.optim.Adam if cfg.optimizer == 'adam' else torch.optim.SGD)(model.parameters(), lr=cfg.lr)
@@ -238,7 +245,8 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     main = rank == 0
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        run_info = dict(train=cfg.to_dict(), model=mconf, world_size=world, device=str(device), torch=torch.__version__)
+        run_info = dict(train=cfg.to_dict(), model=mconf, world_size=world, device=str(device), torch=torch.__version__,
+                        memory_format='channels_last' if layout == torch.channels_last else 'contiguous')
         atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
         metrics = _MetricsLog(run_dir / 'metrics.csv', start)
     log = _logger(run_dir / 'train.log', main)
@@ -268,8 +276,8 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best)
     net.train()
     for step, (lr_u8, hr_u8) in enumerate(step_loader(ds, start, stop, cfg.workers), start + 1):
-        lr_img = lr_u8.to(device, non_blocking=True).float() / 255
-        hr_img = hr_u8.to(device, non_blocking=True).float() / 255
+        lr_img = lr_u8.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255
+        hr_img = hr_u8.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255
         with amp: sr = net(lr_img)
         loss = loss_fn(sr.float(), hr_img)
         opt.zero_grad(set_to_none=True)

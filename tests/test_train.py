@@ -133,7 +133,7 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
     def poisoned(self, *a, **k):
         out = step(self, *a, **k); calls['n'] += 1
         if calls['n'] == 4:
-            with torch.no_grad(): self.param_groups[0]['params'][0].view(-1)[0] = float('nan')
+            with torch.no_grad(): self.param_groups[0]['params'][0][(0,) * self.param_groups[0]['params'][0].dim()] = float('nan')
         return out
     monkeypatch.setattr(torch.optim.SGD, 'step', poisoned)
     cfg = profile_config('smoke', steps=8, optimizer='sgd', log_every=5, ckpt_every=2, out_dir=str(tmp_path), run_name='w', device='cpu')
@@ -149,3 +149,14 @@ def test_data_workers_and_log_every_change_no_number(tmp_path):
                                  device='cpu'), progress=False) for w, l in ((0, 1), (2, 3))]
     assert_same(weights(runs[0]['run_dir']), weights(runs[1]['run_dir']))
     assert runs[0]['loss'] == runs[1]['loss']
+
+def test_channels_last_layout_same_numbers_up_to_rounding(tmp_path):
+    """On the CPU a run is channels-last by default (`channels_last=None`) and says so in config.json; contiguous memory gives
+    the same losses and weights up to float32 rounding, not bit for bit (other convolution kernels)."""
+    import json
+    runs = {cl: train(profile_config('smoke', steps=4, out_dir=str(tmp_path), run_name=f'cl{cl}', channels_last=cl, device='cpu'),
+                      progress=False) for cl in (None, False)}
+    fmt = {cl: json.loads((Path(s['run_dir']) / 'config.json').read_text())['memory_format'] for cl, s in runs.items()}
+    assert fmt == {None: 'channels_last', False: 'contiguous'}
+    assert_same(weights(runs[None]['run_dir']), weights(runs[False]['run_dir']), atol=1e-5)
+    assert abs(runs[None]['loss'] - runs[False]['loss']) <= 1e-5 * abs(runs[False]['loss'])
