@@ -11,7 +11,8 @@ import pandas as pd
 from .utils import repo_root, atomic_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'reproduce', 'available_sets', 'train_and_evaluate']
+__all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'reproduce', 'available_sets',
+           'train_and_evaluate']
 
 # %% ../nbs/24_reproduce.ipynb #c005
 PROFILES = ('smoke', 'cpu', 'paper')
@@ -28,6 +29,30 @@ def experiment_notebooks(nbs_dir: Path | None = None) -> dict[str, Path]:
 class RunRecord:
     name: str; profile: str; status: str; seconds: float; output: str; error: str = ''
 
+def _screen_text(text: str) -> str:
+    "What a terminal would show of `text`: each line after its last carriage return (a progress bar's final state)."
+    lines = text.split('\n')
+    return '\n'.join(l.rsplit('\r', 1)[-1] if '\r' in l.rstrip('\r') else l.rstrip('\r') for l in lines)
+
+def compact_streams(path: Path) -> int:
+    """Merge each cell's consecutive stdout / stderr outputs of an executed notebook and keep of every progress-bar line its
+    last state (as a terminal shows it): papermill records each refresh of a bar as an output of its own (thousands per training
+    run). Rewrites `path` in place (atomically); returns the number of outputs removed."""
+    import nbformat
+    nb = nbformat.read(str(path), as_version=4)
+    removed = 0
+    for cell in nb.cells:
+        outs = []
+        for o in cell.get('outputs', []):
+            if o.output_type == 'stream' and outs and outs[-1].output_type == 'stream' and outs[-1].name == o.name:
+                outs[-1].text += o.text; removed += 1
+            else: outs.append(o)
+        for o in outs:
+            if o.output_type == 'stream': o.text = _screen_text(o.text)
+        if 'outputs' in cell: cell.outputs = outs
+    with atomic_path(path, '.ipynb') as tmp: nbformat.write(nb, str(tmp))
+    return removed
+
 def _run_one(name: str, nb: Path, profile: str, out_dir: Path, kernel: str | None, cwd: Path, log_output: bool) -> RunRecord:
     import papermill as pm
     out = out_dir / 'notebooks' / f'{name}.ipynb'
@@ -40,6 +65,7 @@ def _run_one(name: str, nb: Path, profile: str, out_dir: Path, kernel: str | Non
             except BaseException:
                 if Path(tmp).exists(): os.replace(tmp, out.with_suffix('.failed.ipynb'))
                 raise
+            compact_streams(Path(tmp))
         return RunRecord(name, profile, 'ok', time.perf_counter() - t0, str(out.relative_to(cwd) if out.is_relative_to(cwd) else out))
     except KeyboardInterrupt: raise
     except BaseException as e:

@@ -1,0 +1,17 @@
+"""The papermill driver's post-processing of executed notebooks."""
+import nbformat
+from ikm_nb.reproduce import compact_streams
+
+def test_compact_streams_keeps_each_progress_bar_at_its_last_state(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    c = nbformat.v4.new_code_cell('train()')
+    s = lambda name, text: nbformat.v4.new_output('stream', name=name, text=text)
+    c.outputs = [s('stderr', 'warning: 1 image skipped\n'), s('stderr', '\rrun:   0%|  | 0/3'), s('stderr', '\rrun:  33%|  | 1/3'),
+                 s('stderr', '\rrun: 100%|##| 3/3'), s('stderr', '\n'), s('stdout', 'PSNR 30.1 dB\n'),
+                 nbformat.v4.new_output('execute_result', data={'text/plain': '1'}, execution_count=1), s('stdout', 'a\rb\n')]
+    nb.cells = [c, nbformat.v4.new_markdown_cell('text')]
+    p = tmp_path / 'x.ipynb'; nbformat.write(nb, str(p))
+    assert compact_streams(p) == 4
+    out = nbformat.read(str(p), as_version=4).cells[0].outputs
+    assert [o.output_type for o in out] == ['stream', 'stream', 'execute_result', 'stream']
+    assert out[0].text == 'warning: 1 image skipped\nrun: 100%|##| 3/3\n' and out[1].text == 'PSNR 30.1 dB\n' and out[3].text == 'b\n'
