@@ -46,7 +46,17 @@ def test_table5_cpu_runs_complete():
         assert pd.read_csv(R / 'runs' / f'table5_cpu_x2_{p[7:]}_b8_300-steps' / 'metrics.csv').step.max() == 300
 
 
+def test_fig11_cpu_runs_complete():
+    "fig11_hourglass's cpu table: U-HDN and V1-V3 (depths as built), each evaluated on BSD100 after its 300 updates."
+    t = pd.read_csv(R / 'tables' / 'fig11_hourglass_cpu.csv')
+    assert list(t.depths) == ['[6, 5, 4, 4, 5, 6]', '[4, 5, 6, 6, 5, 4]', '[4, 4, 4, 5, 6, 7]', '[7, 6, 5, 4, 4, 4]']
+    assert (t.steps == 300).all() and (t.set == 'BSD100').all() and t.psnr.between(25, 40).all()
+    assert list(t.params_full) == [1_390_915, 1_390_915, 1_401_283, 1_401_283]
+    for p in t.preset:
+        assert pd.read_csv(R / 'runs' / f'fig11_cpu_x2_{p}_b8_300-steps' / 'metrics.csv').step.max() == 300
+
+
 def test_reproduce_summary_all_ok():
     s = pd.read_csv(R / 'reproduce_cpu.csv')
     assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn', 'fig09_threshold', 'fig10_iso',
-                                           'table5_uhdn_ablation'} <= set(s.name)
+                                           'table5_uhdn_ablation', 'fig11_hourglass'} <= set(s.name)
