@@ -11,7 +11,7 @@ import pandas as pd
 from .utils import repo_root, atomic_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'reproduce', 'available_sets',
+__all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'reproduce', 'experiment_output', 'available_sets',
            'train_and_evaluate']
 
 # %% ../nbs/24_reproduce.ipynb #c005
@@ -104,6 +104,21 @@ def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'paper'
     return df
 
 # %% ../nbs/24_reproduce.ipynb #c012
+def experiment_output(name: str, # the notebook's name, e.g. 'fig09_threshold'
+                      profile: str, # 'smoke' | 'cpu' | 'paper'
+                      out_dir: str | Path | None = None, # the notebook's `out_dir` parameter
+                     ) -> Path: # where the notebook writes: tables/ and figures/ below it exist
+    """The set-up every experiment notebook starts with: work in the repository root (relative paths mean the same from
+    papermill, Jupyter or the command line), at most two CPU threads when there is no GPU (what the cpu profile's times are
+    measured with), and the output folder: `out_dir`, else `results/` (cpu, paper) or a temporary folder (smoke: CI)."""
+    import tempfile, torch
+    root = repo_root(); os.chdir(root)
+    out = Path(out_dir) if out_dir else (Path(tempfile.gettempdir()) / 'ikm_nb_smoke' / name if profile == 'smoke' else root / 'results')
+    for sub in ('tables', 'figures'): (out / sub).mkdir(parents=True, exist_ok=True)
+    if not torch.cuda.is_available(): torch.set_num_threads(min(2, os.cpu_count() or 1))
+    return out
+
+# %% ../nbs/24_reproduce.ipynb #c013
 def available_sets(sets, # benchmark names (see `ikm_nb.data.find_benchmark`)
                    fallback: str | None = 'Set5', # returned alone when none of `sets` is found (Set5 is shipped)
                   ) -> list[str]:
