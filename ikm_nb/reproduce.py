@@ -31,8 +31,7 @@ class RunRecord:
 
 def _screen_text(text: str) -> str:
     "What a terminal would show of `text`: each line after its last carriage return (a progress bar's final state)."
-    lines = text.split('\n')
-    return '\n'.join(l.rsplit('\r', 1)[-1] if '\r' in l.rstrip('\r') else l.rstrip('\r') for l in lines)
+    return '\n'.join(l.rstrip('\r').rsplit('\r', 1)[-1] for l in text.split('\n'))
 
 def compact_streams(path: Path) -> int:
     """Merge each cell's consecutive stdout / stderr outputs of an executed notebook and keep of every progress-bar line its

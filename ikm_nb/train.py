@@ -270,7 +270,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     t0, loss_v, step = time.perf_counter(), float('nan'), start
     def checkpoint(name='latest'):
         if not main: return
-        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):   # (checkpoint steps only: a wait for the GPU)
+        if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):   # one wait for the GPU
             raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning rate or "
                                      f"use amp='off'; no checkpoint of them was written")
         save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best)
