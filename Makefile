@@ -16,10 +16,14 @@ $(VENV_OK): requirements.lock setup.py settings.ini
 reproduce: $(VENV_OK)
 	.venv/bin/ikm reproduce --profile cpu
 
-## All tests: notebooks and library in sync, the notebooks as tests, pytest.
+## All tests: notebooks and library in sync, the notebooks as tests, pytest; fails if they changed the working tree.
 test: $(VENV_OK) sync-check
+	@scripts/tree_state.sh > .venv/tree-before
 	.venv/bin/nbdev_test --n_workers 2 --timing
 	.venv/bin/python -m pytest -q tests
+	@scripts/tree_state.sh > .venv/tree-after; if ! diff -q .venv/tree-before .venv/tree-after >/dev/null; then \
+	  echo "make test changed the working tree (tests must write to temporary folders only):"; \
+	  diff .venv/tree-before .venv/tree-after; exit 1; fi; echo "working tree unchanged by the tests"
 
 ## Fails when nbdev_export would change ikm_nb/ (notebooks are the source).
 sync-check: $(VENV_OK)

@@ -45,7 +45,7 @@ def cmd_train(a):
         ck = Path(res['run_dir']) / 'checkpoints' / ('best.pt' if (Path(res['run_dir']) / 'checkpoints/best.pt').exists() else 'latest.pt')
         st = load_checkpoint(ck)
         dev = res['device'] + (f" ({torch.cuda.get_device_name()})" if res['device'].startswith('cuda') else '')
-        budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=cfg.train_set, lr=cfg.lr, seconds=round(res['seconds'], 1),
+        budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr, seconds=round(res['seconds'], 1),
                       device=dev, best_psnr=st.get('best_psnr'), val_set=cfg.val_set, arch=cfg.arch, mode=st['model_config'].get('mode'))
         save_weights(a.save_weights, model_from_checkpoint(st), budget=budget)
         print(f"weights written to {a.save_weights}")

@@ -14,22 +14,22 @@ from torch.utils.data import Dataset, DataLoader, Sampler
 from PIL import Image, UnidentifiedImageError
 import h5py
 from tqdm import tqdm
-from .utils import repo_root, shared_data_dir, atomic_path
+from .utils import repo_root, shared_data_dir, atomic_path, display_path
 from .resize import imresize, modcrop
 
 # %% auto #0
 __all__ = ['SCALES', 'DF2K_MEAN', 'DF2K_STD', 'IMAGE_EXTS', 'MAX_PIXELS', 'BENCHMARKS', 'TRAIN_SETS', 'TRAIN_UNIONS',
-           'AUTO_ORDER', 'CACHE_FORMAT', 'ImageReadError', 'ImageTooLargeError', 'DataNotFoundError', 'check_scale',
-           'image_size', 'load_image', 'save_image', 'to_rgb', 'ImageSet', 'data_dir', 'data_roots', 'list_images',
-           'folder_set', 'find_benchmark', 'find_train_set', 'cache_path', 'cache_staleness', 'build_cache',
-           'ensure_cache', 'read_cached', 'dihedral', 'SRPatches', 'Normalize', 'PatchSampler', 'collate_patches',
-           'seed_worker', 'make_loader', 'benchmark_pairs', 'verify_manifest']
+           'TRAIN_SUBSETS', 'AUTO_ORDER', 'CACHE_FORMAT', 'ImageReadError', 'ImageTooLargeError', 'DataNotFoundError',
+           'check_scale', 'image_size', 'load_image', 'save_image', 'to_rgb', 'ImageSet', 'data_dir', 'data_roots',
+           'list_images', 'folder_set', 'find_benchmark', 'find_train_set', 'cache_path', 'cache_staleness',
+           'build_cache', 'ensure_cache', 'read_cached', 'dihedral', 'SRPatches', 'Normalize', 'PatchSampler',
+           'collate_patches', 'seed_worker', 'make_loader', 'benchmark_pairs', 'verify_manifest']
 
 # %% ../nbs/12_data.ipynb #c005
 SCALES = (2, 3, 4)                  # the paper's upscaling factors
 DF2K_MEAN = (0.466, 0.448, 0.403)   # per-channel RGB mean of DF2K, images in [0, 1]
 DF2K_STD = (0.242, 0.234, 0.246)    # per-channel RGB std of DF2K
-IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')  # what counts as an image in a data folder
+IMAGE_EXTS = ('.png', '.webp', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')  # what counts as an image in a data folder
 MAX_PIXELS = 1 << 26                # 67,108,864 pixels (8192 x 8192): larger images are refused as decompression bombs
 
 class ImageReadError(ValueError):
@@ -184,10 +184,10 @@ TRAIN_SETS = {
     'Flickr2K':   (('Flickr2K_HR', 'Flickr2K/Flickr2K_HR', 'train/Flickr2K_HR'), 2650),
     'T91':        (('train/T91', 'T91'), 91),
     'BSD200':     (('train/BSD200', 'BSD200'), 200),
-    'T91_min192': (('train/T91_min192',), 40),
 }
 TRAIN_UNIONS = {'DF2K': ('DIV2K', 'Flickr2K'), '291': ('T91', 'BSD200')}
-AUTO_ORDER = ('DF2K', '291', 'T91_min192')   # what find_train_set('auto') tries, in order
+TRAIN_SUBSETS = {'T91_min192': ('T91', 192, 40)}   # name: (set, smallest side kept in pixels, images)
+AUTO_ORDER = ('DF2K', '291', 'T91')   # what find_train_set('auto') tries, in order
 
 def data_dir() -> Path:
     "The repository's `data/` folder."
@@ -229,10 +229,15 @@ def find_benchmark(name: str,       # 'Set5', 'Set14', 'BSD100' (or 'B100'), 'Ur
             if cand.is_dir(): return folder_set(cand, canon)
     hint = (f"download it with ikm_nb.download.download_benchmark({canon!r})" if canon in BENCHMARKS
             else "pass a folder of HR images, or put them in data/benchmarks/<name>/")
-    raise DataNotFoundError(f"benchmark set {name!r} not found (looked in {', '.join(map(str, looked))}); {hint}")
+    raise DataNotFoundError(f"benchmark set {name!r} not found (looked in {', '.join(map(display_path, looked))}); {hint}")
 
 def _find_train_part(name: str, roots, strict: bool) -> ImageSet | None:
-    "One training set from `TRAIN_SETS`; None if absent; an incomplete copy raises (strict) or warns and gives None."
+    "One training set of `TRAIN_SETS` or `TRAIN_SUBSETS`; None if absent; an incomplete copy raises (strict) or warns and gives None."
+    if name in TRAIN_SUBSETS:
+        parent, side, n = TRAIN_SUBSETS[name]
+        s = _find_train_part(parent, roots, strict)
+        if s is None: return None
+        return ImageSet(name, tuple(f for f in s.files if min(image_size(f)) >= side), s.folders)
     rels, n = TRAIN_SETS[name]
     for root in roots:
         for rel in rels:
@@ -249,23 +254,24 @@ def _find_train_part(name: str, roots, strict: bool) -> ImageSet | None:
 def find_train_set(name: str = 'auto', # 'auto', 'DF2K', '291', 'DIV2K', 'Flickr2K', 'T91', 'BSD200', 'T91_min192', or a folder
                    roots=None,         # folders to search (default: `data_roots()`)
                   ) -> ImageSet:
-    "The training images: DF2K if complete, else 291 (T91 + BSD200), else the shipped T91_min192 (`'auto'`)."
+    "The training images of set `name`; `'auto'`: DF2K if complete, else 291 (T91 + BSD200), else the shipped T91."
     roots = data_roots() if roots is None else [Path(r) for r in roots]
-    if name != 'auto' and name not in TRAIN_SETS and name not in TRAIN_UNIONS:
+    if name != 'auto' and name not in TRAIN_SETS and name not in TRAIN_UNIONS and name not in TRAIN_SUBSETS:
         if Path(name).is_dir(): return folder_set(name)
         raise DataNotFoundError(f"unknown training set {name!r}: use 'auto', "
-                                f"{', '.join(map(repr, [*TRAIN_UNIONS, *TRAIN_SETS]))} or a folder of images")
+                                f"{', '.join(map(repr, [*TRAIN_UNIONS, *TRAIN_SETS, *TRAIN_SUBSETS]))} or a folder of images")
     for cand in (AUTO_ORDER if name == 'auto' else (name,)):
         parts = [_find_train_part(p, roots, strict=name != 'auto') for p in TRAIN_UNIONS.get(cand, (cand,))]
         if all(p is not None for p in parts):
             return ImageSet(cand, tuple(f for p in parts for f in p.files), tuple(d for p in parts for d in p.folders))
     if name == 'auto':
-        raise DataNotFoundError(f"no training set found under {', '.join(map(str, roots))}: the repository ships "
-                                "data/train/T91_min192/; restore it (git checkout data/) or download DIV2K and Flickr2K")
+        raise DataNotFoundError(f"no training set found under {', '.join(map(display_path, roots))}: the repository ships "
+                                "data/train/T91/; restore it (git checkout data/) or download DIV2K and Flickr2K")
     missing = [p for p in TRAIN_UNIONS.get(name, (name,))
                if _find_train_part(p, roots, strict=False) is None]
     raise DataNotFoundError(f"training set {name!r} not found ({', '.join(missing)} missing under "
-                            f"{', '.join(map(str, roots))}); download it with ikm_nb.download or choose name='auto'")
+                            f"{', '.join(map(display_path, roots))}); download it with ikm_nb.download, copy its "
+                            "images to data/train/<name>/, or ask for a fallback with name='auto'")
 
 # %% ../nbs/12_data.ipynb #c019
 CACHE_FORMAT = 'ikm_nb.data cache v1'

@@ -11,8 +11,8 @@ import pandas as pd
 from .utils import repo_root, atomic_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'reproduce', 'experiment_output', 'available_sets',
-           'train_and_evaluate']
+__all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths', 'reproduce', 'experiment_output',
+           'available_sets', 'train_and_evaluate']
 
 # %% ../nbs/24_reproduce.ipynb #c005
 PROFILES = ('smoke', 'cpu', 'paper')
@@ -52,6 +52,29 @@ def compact_streams(path: Path) -> int:
     with atomic_path(path, '.ipynb') as tmp: nbformat.write(nb, str(tmp))
     return removed
 
+def portable_paths(path: Path, # an executed notebook
+                   root: Path, # the folder its paths are made relative to (the repository root)
+                   input_path: str, output_path: str, # what papermill's metadata should name (relative paths)
+                  ) -> int:
+    """Make an executed notebook hold no path of the machine that ran it: `root/` is cut from every output (warnings name
+    their source file, errors their folders) and papermill's metadata names `input_path` and `output_path`. Rewrites `path` in
+    place (atomically); returns the number of outputs changed."""
+    import nbformat
+    nb = nbformat.read(str(path), as_version=4)
+    prefix, changed = str(Path(root).resolve()) + os.sep, 0
+    def cut(v):
+        if isinstance(v, str): return v.replace(prefix, '')
+        if isinstance(v, list): return [cut(x) for x in v]
+        if isinstance(v, dict): return {k: cut(x) for k, x in v.items()}
+        return v
+    for cell in nb.cells:
+        for i, o in enumerate(cell.get('outputs', [])):
+            new = nbformat.from_dict(cut(dict(o)))
+            if new != o: cell.outputs[i] = new; changed += 1
+    if 'papermill' in nb.metadata: nb.metadata.papermill.update(input_path=input_path, output_path=output_path)
+    with atomic_path(path, '.ipynb') as tmp: nbformat.write(nb, str(tmp))
+    return changed
+
 def _run_one(name: str, nb: Path, profile: str, out_dir: Path, kernel: str | None, cwd: Path, log_output: bool) -> RunRecord:
     import papermill as pm
     out = out_dir / 'notebooks' / f'{name}.ipynb'
@@ -65,6 +88,8 @@ def _run_one(name: str, nb: Path, profile: str, out_dir: Path, kernel: str | Non
                 if Path(tmp).exists(): os.replace(tmp, out.with_suffix('.failed.ipynb'))
                 raise
             compact_streams(Path(tmp))
+            rel = lambda p: str(p.relative_to(cwd)) if p.is_relative_to(cwd) else str(p)
+            portable_paths(Path(tmp), cwd, rel(nb), rel(out))
         return RunRecord(name, profile, 'ok', time.perf_counter() - t0, str(out.relative_to(cwd) if out.is_relative_to(cwd) else out))
     except KeyboardInterrupt: raise
     except BaseException as e:
@@ -111,23 +136,30 @@ def experiment_output(name: str, # the notebook's name, e.g. 'fig09_threshold'
     papermill, Jupyter or the command line), at most two CPU threads when there is no GPU (what the cpu profile's times are
     measured with), and the output folder: `out_dir`, else `results/` (cpu, paper) or a temporary folder (smoke: CI)."""
     import tempfile, torch
-    root = repo_root(); os.chdir(root)
-    out = Path(out_dir) if out_dir else (Path(tempfile.gettempdir()) / 'ikm_nb_smoke' / name if profile == 'smoke' else root / 'results')
+    os.chdir(repo_root())   # results/ below is relative to it: run configs and printed paths hold no path of this machine
+    out = Path(out_dir) if out_dir else (Path(tempfile.gettempdir()) / 'ikm_nb_smoke' / name if profile == 'smoke' else Path('results'))
     for sub in ('tables', 'figures'): (out / sub).mkdir(parents=True, exist_ok=True)
     if not torch.cuda.is_available(): torch.set_num_threads(min(2, os.cpu_count() or 1))
     return out
 
 # %% ../nbs/24_reproduce.ipynb #c013
 def available_sets(sets, # benchmark names (see `ikm_nb.data.find_benchmark`)
-                   fallback: str | None = 'Set5', # returned alone when none of `sets` is found (Set5 is shipped)
+                   missing: str = 'error', # a missing set: 'error' (one error naming each, with the way to get it) | 'skip'
                   ) -> list[str]:
-    "The sets of `sets` found on this machine (each missing one is named, with the way to get it), else `[fallback]`."
+    """`sets`, each checked to be on this machine before any work starts. A missing set is an error naming every missing set
+    and how to get it (the profiles' choice: a run never evaluates on other sets than it says); with `missing='skip'` it is left
+    out, and the message printed."""
     from ikm_nb.data import find_benchmark, DataNotFoundError
-    ok = []
+    if missing not in ('error', 'skip'): raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+    ok, errors = [], []
     for s in sets:
         try: find_benchmark(s); ok.append(s)
-        except DataNotFoundError as e: print(f"skipped {s}: {e}")
-    return ok or ([fallback] if fallback else [])
+        except DataNotFoundError as e: errors.append(f"{s}: {e}")
+    if errors and missing == 'error':
+        raise DataNotFoundError(f"{len(errors)} of the sets this run evaluates on are missing (pass missing='skip' to leave "
+                                "them out):\n" + '\n'.join(errors))
+    for e in errors: print(f"skipped {e}")
+    return ok
 
 def train_and_evaluate(cfg, # a `TrainConfig`
                        sets, # benchmark sets to evaluate the run's last weights on
@@ -135,9 +167,8 @@ def train_and_evaluate(cfg, # a `TrainConfig`
                        progress: bool = True, # progress bar while training
                       ) -> tuple[list[dict], pd.DataFrame]: # (one row per set, the run's metrics.csv)
     """Train `cfg` (resumed if interrupted, at once if finished), evaluate its last weights on `sets`: per set PSNR, SSIM,
-    seconds per image, and the budget that produced them (updates, batch, patch, lr, the training set 'auto' resolved to,
-    device, parameters, model, training seconds)."""
-    import json
+    seconds per image, and the budget that produced them (updates, batch, patch, lr, device, parameters, model, training
+    seconds), with the training set the evaluated checkpoint records (its name and images), not the one asked for."""
     from ikm_nb.train import train
     from ikm_nb.checkpoint import model_from_checkpoint, load_checkpoint
     from ikm_nb.evaluate import evaluate, summarize
@@ -146,11 +177,10 @@ def train_and_evaluate(cfg, # a `TrainConfig`
     run_dir = Path(res['run_dir'])
     state = load_checkpoint(run_dir / 'checkpoints' / 'latest.pt')
     model = model_from_checkpoint(state)
-    info = json.loads((run_dir / 'config.json').read_text())
     metrics = pd.read_csv(run_dir / 'metrics.csv')
     rows = [dict(set=r.set, scale=model.cfg.scale, psnr=r.psnr, ssim=r.ssim, images=int(r.images), seconds_per_image=r.seconds,
                  train_seconds=float(metrics.seconds.max()), steps=state['step'], batch=cfg.batch, patch=cfg.patch, lr=cfg.lr,
-                 train_set=info.get('data', {}).get('train_set', cfg.train_set), device=res['device'],
+                 train_set=state['data']['train_set'], train_images=state['data']['images'], device=res['device'],
                  params=count_params(model), model=model.cfg.name, convention=convention)
             for _, r in summarize(evaluate(model, sets, model.cfg.scale, convention, progress=False)).iterrows()]
     return rows, metrics

@@ -16,14 +16,14 @@ from tqdm.auto import tqdm
 from .utils import repo_root, atomic_path, atomic_write_text, default_device
 from .ikm import ikm_layers
 from .arch import preset, UHDN
-from .data import SRPatches, DF2K_MEAN, DF2K_STD
+from .data import SRPatches, ImageSet, find_train_set, DF2K_MEAN, DF2K_STD
 from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, check_compatible, model_config_dict,
                                set_rng_state)
 
 # %% auto #0
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'dist_info', 'setup_distributed', 'StepBatches',
-           'step_loader', 'model_config', 'build_model', 'training_patches', 'resolve_channels_last', 'run_name',
-           'graph_model', 'train']
+           'step_loader', 'model_config', 'build_model', 'training_patches', 'data_record', 'resolve_channels_last',
+           'run_name', 'graph_model', 'train']
 
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
@@ -41,7 +41,7 @@ class TrainConfig:
     mode: str | None = None            # IKM mode: 'iso' | 'exact' | 'go' | 'off'
     t: float | str | None = None       # CAG threshold
     # data
-    train_set: str = 'auto'            # 'auto' (DF2K if present, else the 291 set, else the shipped set), a set name, or a folder
+    train_set: str = 'DF2K'            # a set name (see ikm_nb.data.find_train_set), a folder, or 'auto' (DF2K, else 291, else T91)
     patch: int = 48                    # LR patch side
     batch: int = 16                    # global batch (split over DDP ranks)
     workers: int = 0                   # DataLoader workers per rank
@@ -85,9 +85,10 @@ class TrainConfig:
 
 # %% ../nbs/22_train.ipynb #c006
 PROFILES = {
-    'paper': dict(),
-    # a scaled-down U-HDN+IKM (one U-HDB, C = 32) that learns in ~30 minutes on a 2-core CPU
-    'cpu': dict(steps=2_000, batch=16, n_blocks=1, channels=32, lr=5e-4, lr_step=1_000, val_every=500, ckpt_every=500, log_every=50),
+    'paper': dict(train_set='DF2K'),
+    # a scaled-down U-HDN+IKM (one U-HDB, C = 32) that learns in ~20 minutes on a 2-core CPU, on the shipped T91
+    'cpu': dict(steps=2_000, batch=16, n_blocks=1, channels=32, lr=5e-4, lr_step=1_000, val_every=500, ckpt_every=500, log_every=50,
+                train_set='T91'),
     'smoke': dict(steps=4, batch=2, patch=16, n_blocks=1, channels=16, growth=4, train_set='T91_min192', val_set=None,
                   ckpt_every=2, log_every=1),
 }
@@ -149,9 +150,17 @@ def build_model(cfg: TrainConfig) -> UHDN:
     "The model a training configuration describes (fresh weights from the current torch seed)."
     return model_config(cfg).build()
 
-def training_patches(cfg: TrainConfig, progress: bool = True) -> SRPatches:
-    "The training patches of `cfg` (an HDF5 cache of the decoded images is built on first use)."
-    return SRPatches(cfg.train_set, cfg.scale, cfg.patch, augment=True, lr_mode='fly', cache=True, seed=cfg.seed, progress=progress)
+def training_patches(cfg: TrainConfig, progress: bool = True, images: ImageSet | None = None) -> SRPatches:
+    "The training patches of `cfg` (of `images`, the set `cfg.train_set` resolved to, if given); an HDF5 cache of the decoded images is built on first use."
+    return SRPatches(images or cfg.train_set, cfg.scale, cfg.patch, augment=True, lr_mode='fly', cache=True, seed=cfg.seed,
+                     progress=progress)
+
+def data_record(images: ImageSet) -> dict:
+    """What a run trained on, as every checkpoint records it: the set's name, its number of images, and a fingerprint of the
+    images (sha256 of each file's name and size, in order; the same on every machine that holds the same files)."""
+    import hashlib
+    h = hashlib.sha256('\n'.join(f"{Path(f).name}\t{Path(f).stat().st_size}" for f in images.files).encode()).hexdigest()
+    return dict(train_set=images.name, images=len(images.files), fingerprint=h[:16])
 
 # %% ../nbs/22_train.ipynb #c016
 def resolve_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
@@ -168,6 +177,14 @@ def run_name(cfg: TrainConfig, model_config: dict) -> str:
     return f"{cfg.arch}{'-ikm' if ikm else ''}_x{cfg.scale}_{shape}_{mc.get('mode', 'iso') if ikm else 'vanilla'}_{cfg.train_set}_{steps}-steps"
 
 _RESUME_SAFE = {'cuda_graph', 'cudnn_benchmark', 'steps', 'val_every', 'ckpt_every', 'log_every', 'workers', 'device', 'val_set', 'convention', 'out_dir', 'run_name'}
+
+def _check_data(saved: dict | None, record: dict, cfg: TrainConfig, path):
+    "Resuming (or reusing a finished run) on other training images than the checkpoint's would mix two runs: refuse, naming both."
+    if saved == record: return
+    had = (f"was trained on {saved.get('train_set')} ({saved.get('images')} images, fingerprint {saved.get('fingerprint')})" if saved
+           else "holds no record of its training images (written before checkpoints kept one)")
+    raise CheckpointError(f"{path} {had}, but train_set={cfg.train_set!r} now resolves to {record['train_set']} ({record['images']} "
+                          f"images, fingerprint {record['fingerprint']}): choose another run_name, or delete that run to train afresh")
 
 def _check_resume(saved: dict | None, cfg: TrainConfig, path):
     "Resuming with other hyperparameters would not continue the same run: refuse, naming them."
@@ -232,6 +249,8 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
     run_dir = (repo_root() / cfg.out_dir if not Path(cfg.out_dir).is_absolute() else Path(cfg.out_dir)) / run_name(cfg, mconf)
     ckpt_dir = run_dir / 'checkpoints'
+    images = find_train_set(cfg.train_set)   # resolved once: a missing set stops here; what it resolved to goes in every checkpoint
+    record = data_record(images)
     start, best = 0, None
     if rank == 0 and ckpt_dir.is_dir():   # a run killed while writing a checkpoint leaves its temporary file (never a half-written .pt)
         for tmp in ckpt_dir.glob('.*.tmp'): tmp.unlink(missing_ok=True)
@@ -239,6 +258,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         st = load_checkpoint(ckpt_dir / 'latest.pt', map_location=device)
         check_compatible(st, mconf, ckpt_dir / 'latest.pt')
         _check_resume(st.get('train_config'), cfg, ckpt_dir / 'latest.pt')
+        _check_data(st.get('data'), record, cfg, ckpt_dir / 'latest.pt')
         model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
         start, best = st['step'], st.get('best_psnr')
         set_rng_state(st['rng'])
@@ -253,10 +273,10 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
     net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None) if world > 1 else model
     if world > 1 and rank != 0: dist.barrier()                   # rank 0 builds the data cache first
-    patches = training_patches(cfg, progress=main and progress)
+    patches = training_patches(cfg, progress=main and progress, images=images)
     if world > 1 and rank == 0: dist.barrier()
-    if main:   # what 'auto' (or a folder) resolved to, and how many images it has
-        run_info['data'] = dict(train_set=patches.set.name, images=len(patches.files), usable=len(patches.index))
+    if main:   # what the training set resolved to, and how many of its images give a patch
+        run_info['data'] = dict(record, usable=len(patches.index))
         atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
     ds = StepBatches(patches, cfg.batch, cfg.seed, rank, world)
     stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
@@ -273,7 +293,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):   # one wait for the GPU
             raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning rate or "
                                      f"use amp='off'; no checkpoint of them was written")
-        save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best)
+        save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best, data=record)
     net.train()
     for step, (lr_u8, hr_u8) in enumerate(step_loader(ds, start, stop, cfg.workers), start + 1):
         lr_img = lr_u8.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['repo_root', 'shared_data_dir', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'atomic_torch_save',
-           'default_device']
+__all__ = ['repo_root', 'display_path', 'shared_data_dir', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_torch_save', 'default_device']
 
 # %% ../nbs/00_utils.ipynb #c005
 def repo_root() -> Path:
@@ -19,6 +19,12 @@ def repo_root() -> Path:
     for p in [Path.cwd(), *Path.cwd().parents, *([Path(here).resolve().parent.parent] if here else [])]:
         if (p / 'settings.ini').exists() and (p / 'ikm_nb').is_dir(): return p
     return Path.cwd()
+
+def display_path(path) -> str:
+    "`path` relative to the repository root when inside it (as messages, logs and committed files show it), else as given."
+    p = Path(path)
+    try: return str(p.resolve().relative_to(repo_root().resolve())) if p.is_absolute() else str(p)
+    except ValueError: return str(p)
 
 def shared_data_dir(required: bool = False) -> Path | None:
     "The shared data folder (`$IKM_SHARED_DATA`, else `../shared/data`); None if absent. With `required` (or `CI=true`) absence raises."

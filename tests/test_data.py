@@ -217,9 +217,9 @@ def _fake_set(folder, n):
 
 def test_find_train_set_order(tmp_path):
     r = tmp_path
-    _fake_set(r / 'train' / 'T91_min192', 40)
-    assert find_train_set(roots=[r]).name == 'T91_min192'
-    _fake_set(r / 'train' / 'T91', 91); _fake_set(r / 'BSD200', 200)
+    _fake_set(r / 'train' / 'T91', 91)
+    assert find_train_set(roots=[r]).name == 'T91'
+    _fake_set(r / 'BSD200', 200)
     s = find_train_set(roots=[r])
     assert s.name == '291' and len(s) == 291
     _fake_set(r / 'DIV2K_train_HR', 800); _fake_set(r / 'Flickr2K' / 'Flickr2K_HR', 2649)   # one image short
@@ -239,16 +239,21 @@ def test_no_training_data(tmp_path):
 def test_shipped_data_found_without_shared_data_even_in_ci(tmp_path, monkeypatch):
     monkeypatch.setenv('IKM_SHARED_DATA', str(tmp_path / 'absent')); monkeypatch.setenv('CI', 'true')
     assert D.data_roots() == [D.data_dir()]
-    assert len(find_benchmark('Set14')) == 14 and find_train_set().name == 'T91_min192'
+    assert len(find_benchmark('Set14')) == 14 and len(find_benchmark('BSD100')) == 100 and find_train_set().name == 'T91'
+    with pytest.raises(DataNotFoundError, match=r"training set '291' not found \(BSD200 missing under data\).*download it"):
+        find_train_set('291')                                             # named, missing: an error, never another set
+    with pytest.raises(DataNotFoundError, match=r"looked in data/benchmarks/Urban100, data/Urban100\).*download_benchmark"):
+        find_benchmark('Urban100')                                        # paths shown relative to the repository
 
 def test_default_training_set_works_offline():
     s = find_train_set()
-    assert s.name in ('DF2K', '291', 'T91_min192') and len(s) >= 40
+    assert s.name in ('DF2K', '291', 'T91') and len(s) >= 91
 
 def test_shipped_manifest(tmp_path):
-    assert verify_manifest() == 59
-    sizes = sum(f.stat().st_size for f in (D.data_dir()).rglob('*.png') if 'cache' not in f.parts and 'downloads' not in f.parts)
-    assert sizes < 12e6                                                   # the shipped data stays small
+    assert verify_manifest() == 5 + 14 + 100 + 91                         # Set5, Set14, BSD100, T91
+    sizes = sum(f.stat().st_size for f in (D.data_dir()).rglob('*') if f.suffix in ('.png', '.webp')
+                and 'cache' not in f.parts and 'downloads' not in f.parts)
+    assert sizes < 30e6                                                   # the shipped data stays small (data/README.md)
     copy = tmp_path / 'data'
     shutil.copytree(D.data_dir() / 'benchmarks' / 'Set5', copy / 'benchmarks' / 'Set5')
     lines = (D.data_dir() / 'MANIFEST.tsv').read_text().splitlines()
@@ -438,3 +443,13 @@ def test_default_loader_uses_training_set(tmp_path, monkeypatch):
     small = D.ImageSet('T91_first3', shipped.files[:3], shipped.folders)
     lr, hr = next(iter(make_loader(small, scale=4, batch_size=2, patch=48, cache=tmp_path, progress=False)))
     assert lr.shape == (2, 3, 48, 48) and hr.shape == (2, 3, 192, 192)   # the paper's patch sizes
+
+
+def test_shipped_webp_sets_have_the_shared_pixels(shared_data):
+    "BSD100 and T91 ship as lossless WebP: every image decodes to exactly the pixels of the shared PNG it was made from."
+    for name, shipped in (('BSD100', find_benchmark('BSD100', roots=[D.data_dir()])),
+                          ('T91', find_train_set('T91', roots=[D.data_dir()]))):
+        assert len(shipped) == len(list((shared_data / name).glob('*.png')))
+        for f in shipped.files:
+            assert f.suffix == '.webp'
+            assert torch.equal(load_image(f), load_image(shared_data / name / f'{f.stem}.png')), f.name

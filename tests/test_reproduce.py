@@ -15,3 +15,20 @@ def test_compact_streams_keeps_each_progress_bar_at_its_last_state(tmp_path):
     out = nbformat.read(str(p), as_version=4).cells[0].outputs
     assert [o.output_type for o in out] == ['stream', 'stream', 'execute_result', 'stream']
     assert out[0].text == 'warning: 1 image skipped\nrun: 100%|##| 3/3\n' and out[1].text == 'PSNR 30.1 dB\n' and out[3].text == 'b\n'
+
+def test_portable_paths_cuts_the_machine_folder(tmp_path):
+    from ikm_nb.reproduce import portable_paths
+    root = tmp_path / 'repo'
+    nb = nbformat.v4.new_notebook()
+    c = nbformat.v4.new_code_cell('train()')
+    c.outputs = [nbformat.v4.new_output('stream', name='stderr', text=f'{root}/ikm_nb/data.py:420: UserWarning: 3 images skipped\n'),
+                 nbformat.v4.new_output('execute_result', data={'text/plain': f"PosixPath('{root}/results/runs/a')"}, execution_count=1),
+                 nbformat.v4.new_output('stream', name='stdout', text='results/runs/a\n')]
+    nb.cells = [c]
+    nb.metadata['papermill'] = dict(input_path=f'{root}/nbs/x.ipynb', output_path=f'{root}/results/notebooks/.x.tmp.ipynb')
+    p = tmp_path / 'x.ipynb'; nbformat.write(nb, str(p))
+    assert portable_paths(p, root, 'nbs/x.ipynb', 'results/notebooks/x.ipynb') == 2
+    got = nbformat.read(str(p), as_version=4)
+    assert str(root) not in p.read_text()
+    assert got.cells[0].outputs[0].text == 'ikm_nb/data.py:420: UserWarning: 3 images skipped\n'
+    assert got.metadata.papermill.input_path == 'nbs/x.ipynb' and got.metadata.papermill.output_path == 'results/notebooks/x.ipynb'

@@ -112,7 +112,51 @@ def test_config_records_the_resolved_training_set(tmp_path):
     import json
     s = train(profile_config('smoke', steps=1, out_dir=str(tmp_path), run_name='r', train_set='auto'), progress=False)
     data = json.loads((Path(s['run_dir']) / 'config.json').read_text())['data']
-    assert data['train_set'] in ('DF2K', '291', 'T91_min192') and data['images'] >= data['usable'] > 0
+    assert data['train_set'] in ('DF2K', '291', 'T91') and data['images'] >= data['usable'] > 0
+
+def _copy_images(src, dst, n):
+    import shutil
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.files)[:n]: shutil.copy(f, dst / f.name)
+    return dst
+
+def test_a_finished_run_is_reused_only_on_the_images_it_trained_on(tmp_path, monkeypatch):
+    """Issue 16's sequence: a run trains with train_set='auto' where only the small set exists; more data appears; the same
+    run is asked for again. It must refuse (naming both sets), not return the weights trained on the other images, and the
+    checkpoint names what it was trained on."""
+    import ikm_nb.data as D
+    from ikm_nb.data import find_train_set
+    t91 = find_train_set('T91')
+    repo, shared = tmp_path / 'repo_data', tmp_path / 'shared'
+    _copy_images(t91, repo / 'train' / 'T91', 91)
+    monkeypatch.setattr(D, 'data_roots', lambda: [repo])
+    cfg = profile_config('smoke', steps=2, out_dir=str(tmp_path / 'runs'), run_name='r', train_set='auto', device='cpu')
+    train(cfg, progress=False)
+    st = load_checkpoint(tmp_path / 'runs' / 'r' / 'checkpoints' / 'latest.pt')
+    assert st['data']['train_set'] == 'T91' and st['data']['images'] == 91
+    assert train(cfg, progress=False)['step'] == 2                      # the same images: reused at once
+    _copy_images(t91, shared / 'T91', 91)                               # 291 appears (T91 + BSD200; BSD200 faked with T91 images)
+    bsd = shared / 'BSD200'; bsd.mkdir()
+    for i, f in enumerate(sorted(t91.files) * 3):
+        if i == 200: break
+        (bsd / f'b{i:03d}{f.suffix}').write_bytes(f.read_bytes())
+    monkeypatch.setattr(D, 'data_roots', lambda: [repo, shared])
+    with pytest.raises(CheckpointError, match=r"was trained on T91 \(91 images.*now resolves to 291 \(291 images"):
+        train(cfg, progress=False)
+    folder = _copy_images(t91, tmp_path / 'mine', 5)                     # a folder whose images change between two calls
+    cf = profile_config('smoke', steps=1, out_dir=str(tmp_path / 'runs'), run_name='f', train_set=str(folder), device='cpu')
+    train(cf, progress=False)
+    (folder / sorted(folder.iterdir())[0].name).unlink()
+    with pytest.raises(CheckpointError, match='choose another run_name'):
+        train(cf, progress=False)
+
+def test_a_checkpoint_without_a_data_record_is_not_resumed(tmp_path):
+    cfg = profile_config('smoke', steps=2, out_dir=str(tmp_path), run_name='old', device='cpu')
+    train(cfg, progress=False, stop_after=1)
+    p = tmp_path / 'old' / 'checkpoints' / 'latest.pt'
+    st = torch.load(p, weights_only=True); del st['data']; torch.save(st, p)
+    with pytest.raises(CheckpointError, match='holds no record of its training images'):
+        train(cfg, progress=False)
 
 @pytest.mark.parametrize('log_every', [1, 3])
 def test_divergence_stops_before_a_bad_checkpoint(tmp_path, log_every):

@@ -1,0 +1,61 @@
+"""What a newcomer's clone must hold: no path of the machine that made a file, executed notebooks of the committed source,
+the data the cpu profile needs."""
+import json, re, subprocess
+from pathlib import Path
+import pytest
+from ikm_nb.reproduce import experiment_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+# an absolute path of some machine: a home or work folder (a temporary folder in an example command is no machine's)
+MACHINE_PATH = re.compile(r'(?<![\w.~$-])/(?:work|root|home|Users|mnt|private/var|var/folders)/[\w.-]+')
+
+def tracked_text_files():
+    try: out = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError): pytest.skip('not a git checkout')
+    for name in out.decode().split('\0'):
+        p = ROOT / name
+        if not name or not p.is_file() or p.stat().st_size > 5_000_000: continue
+        b = p.read_bytes()
+        if b'\0' in b[:8192]: continue   # binary
+        yield name, b.decode('utf-8', errors='replace')
+
+def test_no_committed_file_holds_a_machine_path():
+    here = str(ROOT.resolve())
+    bad = []
+    for name, text in tracked_text_files():
+        for i, line in enumerate(text.splitlines(), 1):
+            if here in line or MACHINE_PATH.search(line): bad.append(f"{name}:{i}: {line.strip()[:160]}")
+    assert not bad, f"{len(bad)} line(s) hold an absolute path of a machine (write paths relative to the repository):\n" + '\n'.join(bad[:20])
+
+def test_the_machine_path_pattern():
+    "The pattern finds what it is for and leaves relative paths, URLs' own paths and temporary examples alone."
+    for s in ("out_dir='/work/ci_r/results/runs'", 'File "/home/me/ikm/x.py"', '--out /root/out/b.md'):
+        assert MACHINE_PATH.search(s), s
+    for s in ('results/runs/x', 'nbs/work/x', '/tmp/x.py', '$OUT/bench.md', 'a.b/home/x'):
+        assert not MACHINE_PATH.search(s), s
+
+def code_cells(nb_path, drop_injected: bool):
+    nb = json.loads(Path(nb_path).read_text())
+    return [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code'
+            and not (drop_injected and 'injected-parameters' in c.get('metadata', {}).get('tags', []))]
+
+def test_executed_notebooks_are_of_the_committed_source():
+    "Every experiment notebook has its executed copy in results/notebooks, run by papermill at the cpu profile from this source."
+    nbs = experiment_notebooks(ROOT / 'nbs')
+    executed = {p.stem: p for p in (ROOT / 'results' / 'notebooks').glob('*.ipynb') if not p.name.endswith('.failed.ipynb')}
+    assert sorted(executed) == sorted(nbs), "results/notebooks and nbs/ hold different experiments: run make reproduce"
+    for name, src in nbs.items():
+        assert code_cells(executed[name], True) == code_cells(src, False), \
+            f"results/notebooks/{name}.ipynb was run from other code than nbs/{name}.ipynb: rerun it (ikm reproduce --only {name})"
+        nb = json.loads(executed[name].read_text())
+        injected = [c for c in nb['cells'] if 'injected-parameters' in c.get('metadata', {}).get('tags', [])]
+        assert injected and "profile = \"cpu\"" in ''.join(injected[0]['source']), name
+
+def test_the_cpu_profile_needs_no_shared_data(monkeypatch, tmp_path):
+    "Every set the cpu profile trains or evaluates on ships in data/ (the shared folder hidden)."
+    monkeypatch.setenv('IKM_SHARED_DATA', str(tmp_path / 'absent')); monkeypatch.delenv('CI', raising=False)
+    from ikm_nb.data import find_benchmark, find_train_set, data_roots
+    from ikm_nb.train import profile_config
+    assert data_roots() == [ROOT / 'data']
+    assert len(find_train_set(profile_config('cpu').train_set)) == 91
+    for s, n in (('Set5', 5), ('Set14', 14), ('BSD100', 100)): assert len(find_benchmark(s)) == n
