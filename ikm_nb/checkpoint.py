@@ -11,7 +11,7 @@ import torch.nn as nn
 from .utils import atomic_torch_save
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'CheckpointError', 'model_config_dict', 'rng_state', 'set_rng_state', 'save_checkpoint',
+__all__ = ['CKPT_FORMAT', 'MAX_PARAMS', 'CheckpointError', 'model_config_dict', 'rng_state', 'set_rng_state', 'save_checkpoint',
            'load_checkpoint', 'check_compatible', 'save_weights', 'model_from_checkpoint', 'weights_dir',
            'shipped_weights']
 
@@ -55,9 +55,12 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     "Read a checkpoint or weights file safely (`weights_only=True`), with clear errors."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes), probably an interrupted copy or download: copy, download or train it again")
     try: state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+        why = (str(e).splitlines() or [''])[0][:200]
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}{': ' + why if why else ''}); "
                               "it may be truncated or corrupt, or not a PyTorch file: re-download or re-train it") from None
     if not isinstance(state, dict) or 'model' not in state or 'model_config' not in state:
         raise CheckpointError(f"{path} is a PyTorch file but not an ikm_nb checkpoint (no model weights with their configuration)")
@@ -77,6 +80,24 @@ def save_weights(path, model, **meta):
     atomic_torch_save(dict(format=CKPT_FORMAT, model=_unwrap(model).state_dict(), model_config=model_config_dict(model), **meta), path)
 
 # %% ../nbs/20_checkpoint.ipynb #c007
+MAX_PARAMS = 200_000_000   # a checkpoint whose configuration describes more parameters is refused before anything is built
+
+def _check_bounds(cfg, path):
+    "Refuse a model configuration out of sane bounds (an edited or hostile checkpoint), from its numbers alone."
+    depths = list(cfg.depths or []) or [0]
+    n_units = cfg.n_units or len(depths)
+    numbers = dict(channels=cfg.channels, growth=cfg.growth, n_blocks=cfg.n_blocks, n_units=n_units, depth=max(depths),
+                   kernel_size=cfg.kernel_size)
+    limits = dict(channels=2048, growth=1024, n_blocks=256, n_units=256, depth=256, kernel_size=15)
+    over = {k: v for k, v in numbers.items() if not isinstance(v, int) or v < 1 or v > limits[k]}
+    k = cfg.kernel_size * cfg.kernel_size
+    width = cfg.channels + max(depths) * cfg.growth   # widest input of a dense unit's convolutions
+    estimate = cfg.n_blocks * n_units * max(depths) * width * cfg.growth * k + 4 * cfg.channels * cfg.channels * k
+    if over or estimate > MAX_PARAMS:
+        what = ', '.join(f"{k}={v!r} (1..{limits[k]})" for k, v in over.items()) or f"about {estimate:,} parameters (> {MAX_PARAMS:,})"
+        raise CheckpointError(f"{path}: its model configuration is out of bounds ({what}); the file was edited or is not a model "
+                              "of this library")
+
 def model_from_checkpoint(path_or_state, # a checkpoint / weights file, or the dict `load_checkpoint` returned
                           map_location='cpu',
                           scale: int | None = None, # if given, refuse weights made for another scale
@@ -89,6 +110,10 @@ def model_from_checkpoint(path_or_state, # a checkpoint / weights file, or the d
     except (ValueError, TypeError) as e: raise CheckpointError(f"{path}: its model configuration is not one this version can build ({e})") from None
     if scale is not None and cfg.scale != scale:
         raise CheckpointError(f"{path} holds weights for x{cfg.scale}, not x{scale}: use weights trained for x{scale}")
+    _check_bounds(cfg, path)   # before building: an absurd configuration would allocate gigabytes first
+    bad = [k for k, v in st['model'].items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad: raise CheckpointError(f"{path} holds non-finite weights (NaN or inf) in {len(bad)} tensor(s), e.g. {bad[0]}: the training "
+                                  "diverged or the file is corrupt; use an earlier checkpoint")
     model = cfg.build()
     try: model.load_state_dict(st['model'])
     except RuntimeError as e:

@@ -51,8 +51,11 @@ def cmd_train(a):
         print(f"weights written to {a.save_weights}")
 
 def cmd_eval(a):
-    from ikm_nb.evaluate import evaluate, summarize
+    from ikm_nb.evaluate import evaluate, summarize, check_tiling
     from ikm_nb.utils import default_device
+    check_tiling(a.tile, a.overlap)
+    if a.out and Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a folder: give the CSV file's path")
+    if a.out and Path(a.out).exists() and not a.force: raise FileExistsError(f"{a.out} exists: pass --force to overwrite it")
     model, path = _load_model(a.weights, a.scale, default_device(a.device))
     df = evaluate(model, a.sets, a.scale, a.convention, a.tile, a.overlap, a.save_images, a.out)
     print(f"{path} (x{a.scale}, convention {a.convention!r}{f', tiles of {a.tile}' if a.tile else ''})")
@@ -66,13 +69,17 @@ def cmd_upscale(a):
     from ikm_nb.data import load_image, save_image
     from ikm_nb.evaluate import upscale
     from ikm_nb.utils import default_device
+    from ikm_nb.evaluate import check_tiling
     out = Path(a.output)
+    if out.is_dir(): raise ValueError(f"{out} is a folder: give the output image's file name (.png, .jpg or .jpeg)")
     if out.exists() and not a.force: raise FileExistsError(f"{out} exists: pass --force to overwrite it")
     if out.suffix.lower() not in ('.png', '.jpg', '.jpeg'): raise ValueError(f"{out}: the output must be a .png, .jpg or .jpeg file")
+    if not out.parent.is_dir(): raise ValueError(f"{out.parent} does not exist: create the output folder first")
+    check_tiling(a.tile, a.overlap)
     img = load_image(a.input)
     model, path = _load_model(a.weights, a.scale, default_device(a.device))
     sr = upscale(model, img, a.tile, a.overlap)
-    save_image(sr, out)
+    save_image(sr, out, overwrite=a.force)   # without --force, a file that appeared meanwhile is not replaced
     print(f"{a.input} ({img.shape[2]}x{img.shape[1]}) -> {out} ({sr.shape[2]}x{sr.shape[1]}), x{a.scale} with {path}")
 
 def cmd_complexity(a):
@@ -98,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser('train', help='train a model (results/runs/<run_name>/)')
     t.add_argument('--profile', default='paper', choices=['paper', 'cpu', 'smoke'], help='defaults the other flags override')
     _train_flags(t)
-    t.add_argument('--no-resume', action='store_true', help='ignore an existing checkpoint of the run (it is overwritten)')
+    t.add_argument('--no-resume', action='store_true', help='start afresh: an existing run of that name is moved aside, not mixed in')
     t.add_argument('--max-seconds', type=float, default=None, help='stop after this much training time (resumable)')
     t.add_argument('--save-weights', default=None, help='also write the best (else latest) weights to this file')
     t.set_defaults(fn=cmd_train)
@@ -109,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument('--convention', default='matlab', choices=['matlab', 'paper'])
     e.add_argument('--tile', type=int, default=None); e.add_argument('--overlap', type=int, default=16)
     e.add_argument('--save-images', default=None); e.add_argument('--out', default=None, help='per-image CSV')
+    e.add_argument('--force', action='store_true', help='overwrite the --out CSV if it exists')
     e.add_argument('--device', default=None)
     e.set_defaults(fn=cmd_eval)
     u = sub.add_parser('upscale', help='upscale one image')
@@ -133,10 +141,15 @@ def main(argv=None):
     "Entry point of the `ikm` console script."
     from ikm_nb.checkpoint import CheckpointError
     from ikm_nb.data import ImageReadError, DataNotFoundError
+    from ikm_nb.train import RunBusyError
     a = parser().parse_args(argv)
     try: a.fn(a)
-    except (CheckpointError, ImageReadError, DataNotFoundError, FileExistsError, FileNotFoundError, ValueError) as e:
+    except (CheckpointError, ImageReadError, DataNotFoundError, FileExistsError, FileNotFoundError, ValueError,
+            IsADirectoryError, RunBusyError) as e:
         print(f"ikm {a.cmd}: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except FloatingPointError as e:   # a training blow-up: the checkpoints written before it are kept, none of it is
+        print(f"ikm {a.cmd}: training stopped: {e}", file=sys.stderr)
+        sys.exit(3)
 
 if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m ikm_nb.cli` (torchrun); not inside a notebook

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_data.ipynb #c002
 from __future__ import annotations
-import os, json, random, struct, zlib, shutil, hashlib, inspect, warnings, functools
+import os, json, random, struct, zlib, shutil, hashlib, inspect, warnings, functools, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -67,6 +67,9 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError as e:
         raise ImageReadError(f"{path}: not an image file PIL can read (wrong extension, an HTML error page "
                              "saved by a failed download, or a corrupt file): replace it with the real image") from e
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as e:   # e.g. a header cut short
+        raise ImageReadError(f"{path}: cannot read the image's header ({type(e).__name__}: {e}); the file is truncated "
+                             "or corrupt: copy or download it again") from e
     n = im.width * im.height
     if n > max_pixels:
         im.close()
@@ -139,6 +142,7 @@ _FORMATS = {'.png': 'PNG', '.jpg': 'JPEG', '.jpeg': 'JPEG'}
 def save_image(img: torch.Tensor,  # uint8 (C, H, W) with C = 1 or 3, or (H, W)
                path,               # where to write it; the suffix (.png, .jpg, .jpeg) picks the format
                quality: int = 95,  # JPEG quality
+               overwrite: bool = True, # False: never replace a file at `path`, even one that appears while this one is written
               ) -> Path:
     "Write a uint8 image tensor to `path` atomically, as PNG or JPEG by the suffix."
     path = Path(path)
@@ -154,7 +158,19 @@ def save_image(img: torch.Tensor,  # uint8 (C, H, W) with C = 1 or 3, or (H, W)
     a = img.detach().cpu().permute(1, 2, 0).numpy()
     im = Image.fromarray(np.ascontiguousarray(a[..., 0] if a.shape[-1] == 1 else a))
     kw = dict(quality=quality, subsampling=0) if fmt == 'JPEG' else {}
-    with atomic_path(path) as tmp: im.save(tmp, format=fmt, **kw)
+    if overwrite:
+        with atomic_path(path) as tmp: im.save(tmp, format=fmt, **kw)
+        return path
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: give the image file's path")
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent); os.close(fd)
+    try:
+        im.save(tmp, format=fmt, **kw)
+        um = os.umask(0); os.umask(um); os.chmod(tmp, 0o666 & ~um)
+        try: os.link(tmp, path)   # publishes the file only if nothing is at `path`: a hard link never replaces
+        except FileExistsError:
+            raise FileExistsError(f"{path} exists (it appeared while this image was being made): not replaced; "
+                                  "pass --force (overwrite=True) to replace it") from None
+    finally: os.unlink(tmp)
     return path
 
 def to_rgb(img: torch.Tensor) -> torch.Tensor:

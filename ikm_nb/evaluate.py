@@ -15,12 +15,21 @@ from .data import benchmark_pairs, find_benchmark, save_image, to_rgb, check_sca
 from .metrics import psnr_ssim, to_uint8
 
 # %% auto #0
-__all__ = ['upscale', 'evaluate', 'evaluate_set', 'summarize']
+__all__ = ['MIN_TILE', 'check_tiling', 'upscale', 'evaluate', 'evaluate_set', 'summarize']
 
 # %% ../nbs/21_evaluate.ipynb #c005
 def _sr(model: nn.Module, lr: torch.Tensor) -> torch.Tensor:
     "Float (1, 3, h, w) in [0, 1] -> float (1, 3, sh, sw) in [0, 1]."
     return model(lr).clamp_(0, 1)
+
+MIN_TILE = 8   # LR pixels: smaller tiles are all border
+
+def check_tiling(tile, overlap):
+    "A clear error for a tile size or overlap that cannot work (before any work is done)."
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE):
+        raise ValueError(f"tile={tile!r}: a tile is a whole number of at least {MIN_TILE} LR pixels (or None for the whole image)")
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+        raise ValueError(f"overlap={overlap!r}: the context around a tile is a whole number of LR pixels, 0 or more")
 
 def _sr_tiled(model, lr, scale: int, tile: int, overlap: int):
     "Upscale (1, 3, h, w) tile by tile: each tile with `overlap` LR pixels of context, only its centre kept."
@@ -45,6 +54,7 @@ def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
     "Upscale one uint8 image with `model` (on the model's device)."
     if img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] not in (1, 3):
         raise ValueError(f"upscale wants a uint8 (C, H, W) image with 1 or 3 channels, got {img.dtype} {tuple(img.shape)}")
+    check_tiling(tile, overlap)
     scale = getattr(getattr(model, 'cfg', None), 'scale', None)
     dev = next(model.parameters()).device
     lr = to_rgb(img).to(dev).float().div_(255)[None]
@@ -58,6 +68,21 @@ def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
 # %% ../nbs/21_evaluate.ipynb #c008
 def _sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
+
+def _check_evaluable(sets, scale: int):
+    "Find every set and read every image's size from its header: a missing set or a too small image stops here, naming all."
+    from ikm_nb.data import image_size, DataNotFoundError
+    from ikm_nb.metrics import SSIM_WINDOW
+    problems, need = [], 2 * scale + SSIM_WINDOW   # `scale` pixels are shaved at each border, SSIM needs its window
+    for name in sets:
+        try: files = find_benchmark(name).files
+        except DataNotFoundError as e: problems.append(str(e)); continue
+        for f in files:
+            h, w = image_size(f)
+            if min(h - h % scale, w - w % scale) < need:
+                problems.append(f"{f.name} of {name} is {w}x{h}: evaluating at x{scale} needs at least {need}x{need} pixels "
+                                f"after the mod-crop ({scale} shaved at each border, then SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window)")
+    if problems: raise DataNotFoundError(f"nothing was evaluated: {'; '.join(problems)}")
 
 def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
              sets=('Set5', 'Set14', 'BSD100'), # benchmark names (see `ikm_nb.data.find_benchmark`) or folders
@@ -75,6 +100,8 @@ def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
     if model_scale is not None and model_scale != scale:
         raise ValueError(f"the model upscales x{model_scale}, not x{scale}: evaluate it at x{model_scale} or load x{scale} weights")
     sets = [sets] if isinstance(sets, str) else list(sets)
+    check_tiling(tile, overlap)
+    _check_evaluable(sets, scale)   # every set found and every image large enough, before any work
     dev = next(model.parameters()).device
     rows = []
     for name in sets:

@@ -11,7 +11,7 @@ import torch
 from .resize import modcrop, round_half_away
 
 # %% auto #0
-__all__ = ['CONVENTIONS', 'rgb_to_y', 'to_uint8', 'ssim_index', 'psnr', 'ssim', 'psnr_ssim']
+__all__ = ['CONVENTIONS', 'SSIM_WINDOW', 'rgb_to_y', 'to_uint8', 'ssim_index', 'psnr', 'ssim', 'psnr_ssim']
 
 # %% ../nbs/11_metrics.ipynb #c005
 CONVENTIONS = {'matlab': 16.0,       # BT.601 Y of MATLAB's rgb2ycbcr(im2double(img)) * 255
@@ -45,7 +45,9 @@ def to_uint8(x: torch.Tensor, # floating image(s), values in [0, rgb_range]
     return round_half_away((x.detach().to(torch.float64) * (255 / rgb_range)).clamp(0, 255)).to(torch.uint8)
 
 # %% ../nbs/11_metrics.ipynb #c012
-def _gaussian_window(size=11, sigma=1.5):
+SSIM_WINDOW = 11   # side of SSIM's Gaussian window (pixels): smaller images have no SSIM
+
+def _gaussian_window(size=SSIM_WINDOW, sigma=1.5):
     "The normalised 1-D Gaussian whose outer product is `fspecial('gaussian', size, sigma)`."
     t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-t * t / (2 * sigma * sigma))
@@ -69,7 +71,8 @@ def ssim_index(img1: torch.Tensor, # (H, W), 0..255 scale
     "Mean SSIM of two grey images (Wang et al. 2004, `ssim_index.m`): Gaussian window 11, sigma 1.5, 'valid', float64."
     if img1.shape != img2.shape or img1.ndim != 2:
         raise ValueError(f"ssim_index wants two (H, W) images of one size, got {tuple(img1.shape)} and {tuple(img2.shape)}")
-    if min(img1.shape) < 11: raise ValueError(f"SSIM needs images of at least 11x11 (its window), got {tuple(img1.shape)}")
+    if min(img1.shape) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} (its window), got {tuple(img1.shape)}")
     x, y = img1.to(torch.float64), img2.to(torch.float64).to(img1.device)
     C1, C2 = (K1 * L) ** 2, (K2 * L) ** 2
     mu1, mu2, e11, e22, e12 = _filter_valid(torch.stack([x, y, x * x, y * y, x * y]), _gaussian_window())

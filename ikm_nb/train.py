@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from tqdm.auto import tqdm
-from .utils import repo_root, atomic_path, atomic_write_text, default_device
+from .utils import repo_root, atomic_path, atomic_write_text, default_device, display_path
 from .ikm import ikm_layers
 from .arch import preset, UHDN
 from .data import SRPatches, ImageSet, find_train_set, DF2K_MEAN, DF2K_STD
@@ -23,7 +23,7 @@ from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, chec
 # %% auto #0
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'dist_info', 'setup_distributed', 'StepBatches',
            'step_loader', 'model_config', 'build_model', 'training_patches', 'data_record', 'resolve_channels_last',
-           'run_name', 'graph_model', 'train']
+           'run_name', 'graph_model', 'RunBusyError', 'train']
 
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
@@ -176,7 +176,8 @@ def run_name(cfg: TrainConfig, model_config: dict) -> str:
     steps = f"{cfg.steps // 1000}k" if cfg.steps >= 1000 and cfg.steps % 1000 == 0 else str(cfg.steps)
     return f"{cfg.arch}{'-ikm' if ikm else ''}_x{cfg.scale}_{shape}_{mc.get('mode', 'iso') if ikm else 'vanilla'}_{cfg.train_set}_{steps}-steps"
 
-_RESUME_SAFE = {'cuda_graph', 'cudnn_benchmark', 'steps', 'val_every', 'ckpt_every', 'log_every', 'workers', 'device', 'val_set', 'convention', 'out_dir', 'run_name'}
+# settings a resumed run may change: how it runs, not what it learns or how its best checkpoint is chosen (val_set, convention)
+_RESUME_SAFE = {'cuda_graph', 'cudnn_benchmark', 'steps', 'val_every', 'ckpt_every', 'log_every', 'workers', 'device', 'out_dir', 'run_name'}
 
 def _check_data(saved: dict | None, record: dict, cfg: TrainConfig, path):
     "Resuming (or reusing a finished run) on other training images than the checkpoint's would mix two runs: refuse, naming both."
@@ -231,6 +232,36 @@ def graph_model(model: nn.Module, # the network, in training mode, on a CUDA dev
         if log: log.warning(f"CUDA-graph capture failed ({type(e).__name__}: {e}); training eagerly")
         return model
 
+class RunBusyError(RuntimeError):
+    "A run folder that another training process is using."
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path, enabled: bool):
+    """Hold `run_dir/checkpoints/.lock` while this process owns the run: a second `train` of the same run (same run_name and
+    out_dir) stops with `RunBusyError` instead of interleaving its files. An advisory `flock`: the OS releases it when the
+    process ends, even by SIGKILL, so an interrupted run resumes without clean-up."""
+    if not enabled: yield; return
+    import fcntl
+    lock = run_dir / 'checkpoints' / '.lock'
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, 'a+') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0); who = f.read().strip() or 'another process'
+            raise RunBusyError(f"{display_path(run_dir)} is in use by another training run ({who}): wait for it to finish, "
+                               "or choose another run_name") from None
+        f.seek(0); f.truncate(); f.write(f"pid {os.getpid()}"); f.flush()
+        yield
+
+def _move_aside(run_dir: Path):
+    "Move what an earlier run left in `run_dir` (all but the lock) to `<run_dir>.replaced-<time>/`, so a fresh run starts empty."
+    old = [p for p in run_dir.rglob('*') if p.is_file() and p.name != '.lock']
+    if not old: return
+    aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    for p in old:
+        dest = aside / p.relative_to(run_dir); dest.parent.mkdir(parents=True, exist_ok=True); os.replace(p, dest)
+    print(f"resume=False: the earlier run's files were moved to {display_path(aside)}", file=sys.stderr)
+
 def train(cfg: TrainConfig, # every setting (see `profile_config`)
           resume: bool = True, # continue from the run's latest checkpoint when there is one
           progress: bool = True, # show a progress bar
@@ -251,87 +282,89 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     ckpt_dir = run_dir / 'checkpoints'
     images = find_train_set(cfg.train_set)   # resolved once: a missing set stops here; what it resolved to goes in every checkpoint
     record = data_record(images)
-    start, best = 0, None
-    if rank == 0 and ckpt_dir.is_dir():   # a run killed while writing a checkpoint leaves its temporary file (never a half-written .pt)
-        for tmp in ckpt_dir.glob('.*.tmp'): tmp.unlink(missing_ok=True)
-    if resume and (ckpt_dir / 'latest.pt').exists():
-        st = load_checkpoint(ckpt_dir / 'latest.pt', map_location=device)
-        check_compatible(st, mconf, ckpt_dir / 'latest.pt')
-        _check_resume(st.get('train_config'), cfg, ckpt_dir / 'latest.pt')
-        _check_data(st.get('data'), record, cfg, ckpt_dir / 'latest.pt')
-        model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
-        start, best = st['step'], st.get('best_psnr')
-        set_rng_state(st['rng'])
-    main = rank == 0
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        run_info = dict(train=cfg.to_dict(), model=mconf, world_size=world, device=str(device), torch=torch.__version__,
-                        memory_format='channels_last' if layout == torch.channels_last else 'contiguous')
-        atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
-        metrics = _MetricsLog(run_dir / 'metrics.csv', start)
-    log = _logger(run_dir / 'train.log', main)
-    log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None) if world > 1 else model
-    if world > 1 and rank != 0: dist.barrier()                   # rank 0 builds the data cache first
-    patches = training_patches(cfg, progress=main and progress, images=images)
-    if world > 1 and rank == 0: dist.barrier()
-    if main:   # what the training set resolved to, and how many of its images give a patch
-        run_info['data'] = dict(record, usable=len(patches.index))
-        atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
-    ds = StepBatches(patches, cfg.batch, cfg.seed, rank, world)
-    stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
-    loss_fn = F.l1_loss if cfg.loss == 'l1' else F.mse_loss
-    graphed = cfg.cuda_graph and device.type == 'cuda' and world == 1
-    if device.type == 'cuda': torch.backends.cudnn.benchmark = cfg.cudnn_benchmark   # (process-wide, as torch has it)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == 'bf16' and device.type == 'cuda',
-                         cache_enabled=not graphed)         # (a captured graph must not use autocast's weight cache)
-    if graphed: net = graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log)
-    bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), dynamic_ncols=True, desc=run_dir.name[:40])
-    t0, loss_v, step = time.perf_counter(), float('nan'), start
-    def checkpoint(name='latest'):
-        if not main: return
-        if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):   # one wait for the GPU
-            raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning rate or "
-                                     f"use amp='off'; no checkpoint of them was written")
-        save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best, data=record)
-    net.train()
-    for step, (lr_u8, hr_u8) in enumerate(step_loader(ds, start, stop, cfg.workers), start + 1):
-        lr_img = lr_u8.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255
-        hr_img = hr_u8.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255
-        with amp: sr = net(lr_img)
-        loss = loss_fn(sr.float(), hr_img)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step(); sched.step()
-        bar.update(1)
-        validate = bool(cfg.val_set and cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps))
-        out_of_time = max_seconds is not None and time.perf_counter() - t0 > max_seconds
-        if world > 1 and max_seconds is not None:   # every rank stops at the same step
-            flag = torch.tensor([float(out_of_time)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX); out_of_time = bool(flag.item())
-        ckpt = (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop or out_of_time
-        if step % cfg.log_every == 0 or validate or ckpt:   # the loss is read (a wait for the GPU) only here
-            loss_v = loss.item()
-            if not math.isfinite(loss_v):
-                raise FloatingPointError(f"the loss became {loss_v} by step {step} (it is read every log_every = {cfg.log_every} "
-                                         f"updates): lower the learning rate or use amp='off'; no checkpoint of it was written")
-            bar.set_postfix(loss=f'{loss_v:.4f}', lr=f'{sched.get_last_lr()[0]:.1e}')
-        psnr = None
-        if validate:
-            if main:
-                psnr = float(evaluate_set(model, cfg.val_set, cfg.scale, convention=cfg.convention, progress=False)['psnr'].mean())
-                if best is None or psnr > best: best = psnr; checkpoint('best')
-                log.info(f"step {step}: {cfg.val_set} PSNR {psnr:.3f} dB (best {best:.3f})")
-            net.train()
-        if main and (step % cfg.log_every == 0 or psnr is not None or step == stop or out_of_time):
-            el = time.perf_counter() - t0
-            metrics.add(step=step, loss=f'{loss_v:.6f}', lr=f'{sched.get_last_lr()[0]:.3e}', psnr='' if psnr is None else f'{psnr:.4f}',
-                        seconds=f'{el:.1f}', it_s=f'{(step - start) / max(el, 1e-9):.3f}')
-            log.info(f"step {step}: loss {loss_v:.5f}")
-        if ckpt: checkpoint()
-        if out_of_time:
-            log.info(f"time budget of {max_seconds} s reached at step {step}"); break
-    bar.close()
-    if world > 1: dist.barrier()
-    secs = time.perf_counter() - t0
-    log.info(f"stopped at step {step} after {secs:.1f} s; best PSNR {best}")
-    return dict(run_dir=str(run_dir), step=step, loss=loss_v, best_psnr=best, seconds=secs, device=str(device), world=world)
+    with _run_lock(run_dir, rank == 0):   # one process per run folder; the OS drops the lock if the process dies
+        start, best = 0, None
+        if rank == 0 and not resume: _move_aside(run_dir)   # a fresh run starts in an empty folder; nothing is lost
+        if rank == 0 and ckpt_dir.is_dir():   # a run killed while writing a checkpoint leaves its temporary file (never a half-written .pt)
+            for tmp in ckpt_dir.glob('.*.tmp'): tmp.unlink(missing_ok=True)
+        if resume and (ckpt_dir / 'latest.pt').exists():
+            st = load_checkpoint(ckpt_dir / 'latest.pt', map_location=device)
+            check_compatible(st, mconf, ckpt_dir / 'latest.pt')
+            _check_resume(st.get('train_config'), cfg, ckpt_dir / 'latest.pt')
+            _check_data(st.get('data'), record, cfg, ckpt_dir / 'latest.pt')
+            model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
+            start, best = st['step'], st.get('best_psnr')
+            set_rng_state(st['rng'])
+        main = rank == 0
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            run_info = dict(train=cfg.to_dict(), model=mconf, world_size=world, device=str(device), torch=torch.__version__,
+                            memory_format='channels_last' if layout == torch.channels_last else 'contiguous')
+            atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
+            metrics = _MetricsLog(run_dir / 'metrics.csv', start)
+        log = _logger(run_dir / 'train.log', main)
+        log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None) if world > 1 else model
+        if world > 1 and rank != 0: dist.barrier()                   # rank 0 builds the data cache first
+        patches = training_patches(cfg, progress=main and progress, images=images)
+        if world > 1 and rank == 0: dist.barrier()
+        if main:   # what the training set resolved to, and how many of its images give a patch
+            run_info['data'] = dict(record, usable=len(patches.index))
+            atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
+        ds = StepBatches(patches, cfg.batch, cfg.seed, rank, world)
+        stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
+        loss_fn = F.l1_loss if cfg.loss == 'l1' else F.mse_loss
+        graphed = cfg.cuda_graph and device.type == 'cuda' and world == 1
+        if device.type == 'cuda': torch.backends.cudnn.benchmark = cfg.cudnn_benchmark   # (process-wide, as torch has it)
+        amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == 'bf16' and device.type == 'cuda',
+                             cache_enabled=not graphed)         # (a captured graph must not use autocast's weight cache)
+        if graphed: net = graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log)
+        bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), dynamic_ncols=True, desc=run_dir.name[:40])
+        t0, loss_v, step = time.perf_counter(), float('nan'), start
+        def checkpoint(name='latest'):
+            if not main: return
+            if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):   # one wait for the GPU
+                raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning rate or "
+                                         f"use amp='off'; no checkpoint of them was written")
+            save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best, data=record)
+        net.train()
+        for step, (lr_u8, hr_u8) in enumerate(step_loader(ds, start, stop, cfg.workers), start + 1):
+            lr_img = lr_u8.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255
+            hr_img = hr_u8.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255
+            with amp: sr = net(lr_img)
+            loss = loss_fn(sr.float(), hr_img)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step(); sched.step()
+            bar.update(1)
+            validate = bool(cfg.val_set and cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps))
+            out_of_time = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+            if world > 1 and max_seconds is not None:   # every rank stops at the same step
+                flag = torch.tensor([float(out_of_time)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX); out_of_time = bool(flag.item())
+            ckpt = (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop or out_of_time
+            if step % cfg.log_every == 0 or validate or ckpt:   # the loss is read (a wait for the GPU) only here
+                loss_v = loss.item()
+                if not math.isfinite(loss_v):
+                    raise FloatingPointError(f"the loss became {loss_v} by step {step} (it is read every log_every = {cfg.log_every} "
+                                             f"updates): lower the learning rate or use amp='off'; no checkpoint of it was written")
+                bar.set_postfix(loss=f'{loss_v:.4f}', lr=f'{sched.get_last_lr()[0]:.1e}')
+            psnr = None
+            if validate:
+                if main:
+                    psnr = float(evaluate_set(model, cfg.val_set, cfg.scale, convention=cfg.convention, progress=False)['psnr'].mean())
+                    if best is None or psnr > best: best = psnr; checkpoint('best')
+                    log.info(f"step {step}: {cfg.val_set} PSNR {psnr:.3f} dB (best {best:.3f})")
+                net.train()
+            if main and (step % cfg.log_every == 0 or psnr is not None or step == stop or out_of_time):
+                el = time.perf_counter() - t0
+                metrics.add(step=step, loss=f'{loss_v:.6f}', lr=f'{sched.get_last_lr()[0]:.3e}', psnr='' if psnr is None else f'{psnr:.4f}',
+                            seconds=f'{el:.1f}', it_s=f'{(step - start) / max(el, 1e-9):.3f}')
+                log.info(f"step {step}: loss {loss_v:.5f}")
+            if ckpt: checkpoint()
+            if out_of_time:
+                log.info(f"time budget of {max_seconds} s reached at step {step}"); break
+        bar.close()
+        if world > 1: dist.barrier()
+        secs = time.perf_counter() - t0
+        log.info(f"stopped at step {step} after {secs:.1f} s; best PSNR {best}")
+        return dict(run_dir=str(run_dir), step=step, loss=loss_v, best_psnr=best, seconds=secs, device=str(device), world=world)

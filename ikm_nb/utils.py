@@ -69,5 +69,13 @@ def atomic_torch_save(obj, path):
 # %% ../nbs/00_utils.ipynb #c011
 def default_device(device: str | torch.device | None = None) -> torch.device:
     "`device` if given, else CUDA when available, else the CPU."
-    if device is not None: return torch.device(device)
+    if device is not None:
+        try: dev = torch.device(device)
+        except RuntimeError as e: raise ValueError(f"device {device!r} is not a device torch knows ({e}): use 'cpu' or 'cuda'") from None
+        if dev.type == 'cuda' and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} was asked for, but this PyTorch ({torch.__version__}) sees no CUDA GPU: "
+                             "leave the device out (or pass 'cpu') to run on the CPU")
+        if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return dev
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')

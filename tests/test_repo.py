@@ -59,3 +59,9 @@ def test_the_cpu_profile_needs_no_shared_data(monkeypatch, tmp_path):
     assert data_roots() == [ROOT / 'data']
     assert len(find_train_set(profile_config('cpu').train_set)) == 91
     for s, n in (('Set5', 5), ('Set14', 14), ('BSD100', 100)): assert len(find_benchmark(s)) == n
+
+def test_readme_is_generated_from_results():
+    "README.md is what scripts/make_readme.py makes of nbs/index.ipynb and the committed results (no number typed by hand)."
+    import sys
+    r = subprocess.run([sys.executable, 'scripts/make_readme.py', '--check'], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:] + r.stdout[-2000:]

@@ -60,3 +60,21 @@ def test_reproduce_summary_all_ok():
     s = pd.read_csv(R / 'reproduce_cpu.csv')
     assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn', 'fig09_threshold', 'fig10_iso',
                                            'table5_uhdn_ablation', 'fig11_hourglass'} <= set(s.name)
+
+
+def test_cpu_results_trained_on_the_shipped_t91():
+    """Every cpu-profile table names the set its checkpoints record (T91, which ships in data/), and every committed run folder
+    records the same images as the shipped T91 (its fingerprint), so a newcomer's `make reproduce` reruns these experiments."""
+    import json
+    from ikm_nb.data import find_train_set
+    from ikm_nb.train import data_record
+    shipped = data_record(find_train_set('T91', roots=[R.parent / 'data']))
+    for name in ('table1_uhdn_cpu', 'fig09_threshold_cpu', 'fig10_iso_cpu', 'fig11_hourglass_cpu', 'table5_uhdn_ablation_cpu'):
+        t = pd.read_csv(R / 'tables' / f'{name}.csv')
+        mine = t[~t.get('source', pd.Series('', index=t.index)).astype(str).str.contains('shipped')]
+        assert (mine.train_set == 'T91').all(), name
+    runs = sorted((R / 'runs').glob('*/config.json'))
+    assert len(runs) == 18
+    for p in runs:
+        data = json.loads(p.read_text())['data']
+        assert {k: data[k] for k in shipped} == shipped, p.parent.name

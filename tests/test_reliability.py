@@ -1,0 +1,128 @@
+"""Careless and hostile input, as issue 12 tried it: run folders, resume, checkpoints, tiles, outputs and errors. Each test
+failed before its fix."""
+import io, os, sys
+from pathlib import Path
+import numpy as np
+import pytest, torch
+from PIL import Image
+import ikm_nb.cli as cli
+from ikm_nb.arch import preset
+from ikm_nb.checkpoint import save_weights, load_checkpoint, model_from_checkpoint, CheckpointError
+from ikm_nb.data import load_image, ImageReadError, DataNotFoundError
+from ikm_nb.evaluate import evaluate, upscale
+from ikm_nb.train import profile_config, train, RunBusyError, _run_lock
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / 'data' / 'benchmarks' / 'Set5' / 'bird.png'
+
+@pytest.fixture(scope='module')
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    p = tmp_path_factory.mktemp('w') / 'x2.pt'
+    save_weights(p, preset('uhdn', n_blocks=1, channels=16, growth=4, scale=2).build()); return p
+
+def run_cli(*args):
+    "Run `ikm` in this process: (exit code, stderr)."
+    err = io.StringIO(); old = sys.stderr; sys.stderr = err
+    try: cli.main([str(a) for a in args]); code = 0
+    except SystemExit as e: code = e.code
+    finally: sys.stderr = old
+    return code, err.getvalue()
+
+# ---------------------------------------------------------------- run folders and resume
+def test_a_run_folder_has_one_owner(tmp_path):
+    cfg = profile_config('smoke', steps=2, out_dir=str(tmp_path), run_name='r', device='cpu')
+    with _run_lock(tmp_path / 'r', True):                       # another process owns the run
+        with pytest.raises(RunBusyError, match='in use by another training run'): train(cfg, progress=False)
+    assert not (tmp_path / 'r' / 'metrics.csv').exists()        # it wrote nothing there
+    assert train(cfg, progress=False)['step'] == 2             # once released, the run goes ahead
+
+def test_no_resume_starts_empty_and_exports_its_own_weights(tmp_path):
+    common = ['train', '--profile', 'smoke', '--out-dir', tmp_path, '--run-name', 'r', '--device', 'cpu']
+    assert run_cli(*common, '--steps', '2', '--val-set', 'Set5', '--val-every', '2')[0] == 0
+    assert (tmp_path / 'r' / 'checkpoints' / 'best.pt').exists()
+    code, _ = run_cli(*common, '--steps', '3', '--no-resume', '--save-weights', tmp_path / 'w.pt')
+    assert code == 0
+    assert not (tmp_path / 'r' / 'checkpoints' / 'best.pt').exists()          # the old run's best is not this run's
+    assert load_checkpoint(tmp_path / 'w.pt')['budget']['steps'] == 3
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith('r.replaced-')]
+    assert len(aside) == 1 and (aside[0] / 'checkpoints' / 'best.pt').exists()  # moved aside, not lost
+
+def test_resume_refuses_another_validation(tmp_path):
+    cfg = profile_config('smoke', steps=4, out_dir=str(tmp_path), run_name='r', device='cpu')
+    train(cfg, progress=False, stop_after=2)
+    for change in (dict(val_set='Set14', val_every=2), dict(convention='paper')):
+        with pytest.raises(CheckpointError, match=f"{next(iter(change))}="):
+            train(profile_config('smoke', steps=4, out_dir=str(tmp_path), run_name='r', device='cpu', **change), progress=False)
+
+# ---------------------------------------------------------------- checkpoints
+def test_bad_checkpoints_get_clear_errors(tmp_path, tiny_weights):
+    empty = tmp_path / 'empty.pt'; empty.write_bytes(b'')
+    with pytest.raises(CheckpointError, match=r'is empty \(0 bytes\)'): load_checkpoint(empty)
+    st = load_checkpoint(tiny_weights)
+    nan = {**st, 'model': {k: (v.clone().fill_(float('nan')) if v.is_floating_point() else v) for k, v in st['model'].items()}}
+    with pytest.raises(CheckpointError, match='non-finite weights'): model_from_checkpoint(nan)
+    huge = {**st, 'model_config': {**st['model_config'], 'channels': 100_000}}
+    with pytest.raises(CheckpointError, match=r'out of bounds \(channels=100000'): model_from_checkpoint(huge)
+    wide = {**st, 'model_config': {**st['model_config'], 'channels': 2000, 'growth': 1000, 'n_blocks': 60}}
+    with pytest.raises(CheckpointError, match='parameters'): model_from_checkpoint(wide)   # each number in bounds, the whole not
+
+# ---------------------------------------------------------------- tiles, outputs, devices
+def test_tile_and_overlap_are_checked(tiny_weights, tmp_path):
+    m = model_from_checkpoint(tiny_weights)
+    img = load_image(SRC)
+    for tile, overlap in ((0, 16), (-8, 16), (4, 16), (64, -4)):
+        with pytest.raises(ValueError, match='tile=|overlap='): upscale(m, img, tile, overlap)
+        code, err = run_cli('upscale', SRC, tmp_path / 'o.png', '--weights', tiny_weights, '--tile', tile, '--overlap', overlap)
+        assert code == 2 and 'Traceback' not in err and not (tmp_path / 'o.png').exists()
+
+def test_upscale_outputs(tiny_weights, tmp_path, monkeypatch):
+    code, err = run_cli('upscale', SRC, tmp_path, '--weights', tiny_weights)
+    assert code == 2 and 'is a folder' in err
+    out = tmp_path / 'o.png'
+    import ikm_nb.evaluate as E
+    orig = E.upscale
+    def slow(*a, **k):                                           # another run writes the output while the model runs
+        out.write_bytes(b'the other run'); return orig(*a, **k)
+    monkeypatch.setattr(E, 'upscale', slow)
+    code, err = run_cli('upscale', SRC, out, '--weights', tiny_weights)
+    assert code == 2 and 'appeared while this image was being made' in err and out.read_bytes() == b'the other run'
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.o.png.')]   # no temporary file left
+    assert run_cli('upscale', SRC, out, '--weights', tiny_weights, '--force')[0] == 0 and load_image(out).shape[1] == 2 * 288
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')
+def test_cuda_without_cuda(tiny_weights, tmp_path):
+    code, err = run_cli('upscale', SRC, tmp_path / 'o.png', '--weights', tiny_weights, '--device', 'cuda')
+    assert code == 2 and 'sees no CUDA GPU' in err
+
+def test_truncated_jpeg_headers_are_read_errors(tmp_path):
+    b = io.BytesIO(); Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(b, 'JPEG')
+    data, p = b.getvalue(), tmp_path / 't.jpg'
+    for n in range(1, len(data), 7):
+        p.write_bytes(data[:n])
+        with pytest.raises(ImageReadError, match='t.jpg'): load_image(p)
+
+# ---------------------------------------------------------------- evaluation
+def test_eval_checks_everything_before_working(tiny_weights, tmp_path, monkeypatch):
+    import ikm_nb.evaluate as E
+    calls = []
+    monkeypatch.setattr(E, 'upscale', lambda *a, **k: calls.append(1))
+    m = model_from_checkpoint(tiny_weights)
+    with pytest.raises(DataNotFoundError, match="'NoSuchSet' not found"): evaluate(m, ['Set5', 'Set14', 'NoSuchSet'], progress=False)
+    small = tmp_path / 'small'; small.mkdir()
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(small / 'dot.png')
+    with pytest.raises(DataNotFoundError, match=r'dot.png of .* is 1x1: evaluating at x2 needs at least 15x15'):
+        evaluate(m, ['Set5', str(small)], progress=False)
+    assert calls == []                                            # no work was done, so none was thrown away
+
+def test_eval_out_is_not_overwritten_silently(tiny_weights, tmp_path):
+    out = tmp_path / 'per_image.csv'; out.write_text('mine')
+    code, err = run_cli('eval', '--weights', tiny_weights, '--sets', 'Set5', '--out', out)
+    assert code == 2 and 'pass --force' in err and out.read_text() == 'mine'
+    assert run_cli('eval', '--weights', tiny_weights, '--sets', 'Set5', '--out', out, '--force')[0] == 0
+    assert out.read_text().startswith('set,image')
+
+def test_training_blow_up_is_a_message(tmp_path):
+    code, err = run_cli('train', '--profile', 'smoke', '--steps', '12', '--optimizer', 'sgd', '--lr', '1e30', '--ckpt-every', '2',
+                        '--out-dir', tmp_path, '--run-name', 'nan', '--device', 'cpu')
+    assert code == 3 and 'training stopped' in err and 'lower the learning rate' in err and 'Traceback' not in err
