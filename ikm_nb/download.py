@@ -15,8 +15,8 @@ except ImportError: fcntl = None  # not POSIX: no lock against a second concurre
 
 # %% auto #0
 __all__ = ['SOURCES', 'SUMS_FILE', 'DownloadError', 'ChecksumError', 'UnsafeArchiveError', 'Source', 'edsr_benchmark_source',
-           'sha256_file', 'download', 'image_root', 'safe_extract', 'fetch', 'download_div2k', 'download_flickr2k',
-           'download_df2k', 'download_benchmark']
+           'sha256_file', 'download', 'forget_checksum', 'image_root', 'safe_extract', 'fetch', 'download_div2k',
+           'download_flickr2k', 'download_df2k', 'download_benchmark']
 
 # %% ../nbs/13_download.ipynb #c005
 class DownloadError(RuntimeError):
@@ -146,6 +146,7 @@ def download(url: str,                # address (http or https)
              retries: int = 3,          # resume this many times after a dropped connection
              timeout: float = 60,       # seconds without data before giving up a connection
              chunk: int = 1 << 20,      # bytes per read
+             record: bool = True,       # with no checksum known: record this download's (False: the caller records it once verified)
             ) -> Path:
     "Download `url` to `dest`, resuming a partial download (HTTP Range) and verifying its sha256."
     dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +155,7 @@ def download(url: str,                # address (http or https)
     why = 'the published checksum' if sha256 else 'the checksum recorded at first download' if recorded else None
     if dest.exists():
         if expected is None or sha256_file(dest) == expected:
-            if expected is None: _record(dest, sha256_file(dest))
+            if expected is None and record: _record(dest, sha256_file(dest))
             return dest
         dest.unlink()   # a complete file with the wrong checksum: download it again
     part = dest.with_name(dest.name + '.part')
@@ -179,12 +180,23 @@ def download(url: str,                # address (http or https)
         digest = h.hexdigest()
         if (size is not None and got != size) or (expected is not None and digest != expected):
             part.unlink()
+            forget = (f"; if the recorded checksum itself came from a bad first download, forget it with "
+                      f"ikm_nb.download.forget_checksum({str(dest)!r})" if why and not sha256 else '')
             raise ChecksumError(f"{url}: the download ({got:,} bytes, sha256 {digest}) does not match {why or 'the expected size'} "
                                 f"({f'{size:,} bytes, ' if size else ''}sha256 {expected}); the file was removed. Run again; if "
-                                "it persists, the server's copy changed: check the source before trusting it") from None
+                                f"it persists, the server's copy changed: check the source before trusting it{forget}") from None
         os.replace(part, dest)
-    if expected is None: _record(dest, digest)
+    if expected is None and record: _record(dest, digest)
     return dest
+
+def forget_checksum(dest) -> bool:
+    "Remove the checksum recorded for the download `dest` (and `dest` itself), so the next download records a new one."
+    dest = Path(dest)
+    sums = _recorded(dest)
+    had = sums.pop(dest.name, None) is not None
+    if had: atomic_write_text(dest.parent / SUMS_FILE, ''.join(f'{v}  {k}\n' for k, v in sorted(sums.items())))
+    dest.unlink(missing_ok=True)
+    return had
 
 # %% ../nbs/13_download.ipynb #c012
 def _safe_name(name: str, archive: Path) -> PurePosixPath:
@@ -301,13 +313,24 @@ def fetch(source,                    # a name in `SOURCES` or a `Source`
     root = Path(root or data_dir())
     dest = root / src.dest
     if dest.is_dir() and _n_images(dest) and (src.n_images is None or _n_images(dest) == src.n_images): return dest
-    archive = download(src.url, root / 'downloads' / src.filename, src.sha256, src.size, progress)
-    safe_extract(archive, dest, subdir=src.subdir, pick=image_root, overwrite=True, progress=progress)
+    archive = root / 'downloads' / src.filename
+    trusted = src.sha256 is not None or archive.name in _recorded(archive)   # a published or an earlier verified checksum
+    download(src.url, archive, src.sha256, src.size, progress, record=False)
+    # a first download with no checksum to check it by is recorded only once it proved to be the archive: it opens, unpacks
+    # whole, and holds every image of the set
+    try: safe_extract(archive, dest, subdir=src.subdir, pick=image_root, overwrite=True, progress=progress)
+    except (DownloadError, tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+        if trusted: raise
+        archive.unlink(missing_ok=True)   # e.g. an HTML error page served with status 200, or a body cut short
+        raise DownloadError(f"{archive} is not a complete archive ({type(e).__name__}: {e}); the unverified download was "
+                            "removed and no checksum recorded: run again") from None
     n = _n_images(dest)
     if (src.n_images is not None and n != src.n_images) or n == 0:
         shutil.rmtree(dest)
         raise DownloadError(f"{archive} gave {n} images for {src.name}, a complete copy has {src.n_images}: the archive's "
-                            f"layout or content differs from what ikm_nb expects; unpack it by hand into {dest}")
+                            f"layout or content differs from what ikm_nb expects; unpack it by hand into {dest}"
+                            + ('' if trusted else ' (its checksum was not recorded)'))
+    if not trusted: _record(archive, sha256_file(archive))
     if not keep_archive: archive.unlink()
     return dest
 

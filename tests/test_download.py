@@ -305,3 +305,30 @@ def test_download_benchmark_uses_local_copy(tmp_path):
     d = tmp_path / 'benchmarks' / 'Set5'; d.mkdir(parents=True)
     for i in range(5): (d / f'{i}.png').write_bytes(png(i))
     assert download_benchmark('set5', root=tmp_path, progress=False) == d  # complete: no network needed
+
+def test_an_unverified_first_download_is_recorded_only_once_it_proved_good(server, tmp_path):
+    """Issue 12: with no published checksum, an HTML error page served with status 200, or a body cut short without a
+    Content-Length, used to be kept and its sha256 recorded, so every later try failed against the bad sum. Now nothing is
+    recorded until the archive opens and unpacks to the whole set; the bad file is removed; the next run succeeds."""
+    imgs = {f'img{i}.png': png(i) for i in range(3)}
+    good = make_tar([(f'Set9_HR/{k}', v) for k, v in imgs.items()], 'w:gz')
+    src = Source('Set9', server.url('/Set9_HR.tar.gz'), 'Set9_HR.tar.gz', 'benchmarks/Set9', None, None, None, 3)
+    sums, arch = tmp_path / 'downloads' / 'SHA256SUMS', tmp_path / 'downloads' / 'Set9_HR.tar.gz'
+    for bad in (b'<!DOCTYPE html><html><body>Rate limit exceeded</body></html>', good[:len(good) // 2]):
+        server.files['/Set9_HR.tar.gz'] = bad
+        with pytest.raises(DownloadError, match='not a complete archive.*no checksum recorded: run again'):
+            fetch(src, root=tmp_path, progress=False)
+        assert not arch.exists() and not sums.exists() and not (tmp_path / 'benchmarks' / 'Set9').exists()
+    server.files['/Set9_HR.tar.gz'] = good                                # the server recovers: no hand edit needed
+    d = fetch(src, root=tmp_path, progress=False)
+    assert sorted(p.name for p in d.iterdir()) == sorted(imgs) and sums.read_text().split() == [sha(good), 'Set9_HR.tar.gz']
+
+def test_forget_checksum_recovers_from_a_bad_recorded_sum(server, tmp_path):
+    from ikm_nb.download import forget_checksum
+    server.files['/x.bin'] = data = blob(5000)
+    dest = tmp_path / 'x.bin'
+    (tmp_path / 'SHA256SUMS').write_text(f"{'0' * 64}  x.bin\n")        # a sum an older version recorded from a bad download
+    with pytest.raises(ChecksumError, match=r"forget_checksum\("): download(server.url('/x.bin'), dest, progress=False)
+    assert forget_checksum(dest) and not dest.exists()
+    assert download(server.url('/x.bin'), dest, progress=False).read_bytes() == data
+    assert (tmp_path / 'SHA256SUMS').read_text().split() == [sha(data), 'x.bin']
