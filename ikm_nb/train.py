@@ -207,11 +207,13 @@ class _MetricsLog:
     def add(self, **row):
         with open(self.path, 'a', newline='') as f: csv.DictWriter(f, self.cols).writerow({k: row.get(k, '') for k in self.cols})
 
-def _logger(path: Path, enabled: bool) -> logging.Logger:
+def _logger(path: Path, enabled: bool, fresh: bool = False) -> logging.Logger:
+    "The run's `train.log`: appended to by a resumed run, begun anew by a run that starts at step 0."
     log = logging.getLogger(f'ikm_nb.train.{path.parent.name}')
     log.handlers.clear(); log.setLevel(logging.INFO); log.propagate = False
     if enabled:
-        h = logging.FileHandler(path); h.setFormatter(logging.Formatter('%(asctime)s %(message)s')); log.addHandler(h)
+        h = logging.FileHandler(path, mode='w' if fresh else 'a'); h.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+        log.addHandler(h)
     return log
 
 def graph_model(model: nn.Module, # the network, in training mode, on a CUDA device
@@ -302,7 +304,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
                             memory_format='channels_last' if layout == torch.channels_last else 'contiguous')
             atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
             metrics = _MetricsLog(run_dir / 'metrics.csv', start)
-        log = _logger(run_dir / 'train.log', main)
+        log = _logger(run_dir / 'train.log', main, fresh=start == 0)
         log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None) if world > 1 else model
         if world > 1 and rank != 0: dist.barrier()                   # rank 0 builds the data cache first

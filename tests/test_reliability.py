@@ -126,3 +126,12 @@ def test_training_blow_up_is_a_message(tmp_path):
     code, err = run_cli('train', '--profile', 'smoke', '--steps', '12', '--optimizer', 'sgd', '--lr', '1e30', '--ckpt-every', '2',
                         '--out-dir', tmp_path, '--run-name', 'nan', '--device', 'cpu')
     assert code == 3 and 'training stopped' in err and 'lower the learning rate' in err and 'Traceback' not in err
+
+def test_a_fresh_run_begins_its_own_log(tmp_path):
+    "A committed run folder holds config.json, metrics.csv and train.log but no checkpoint: its rerun starts at step 0 and its files are its own."
+    d = tmp_path / 'r'; d.mkdir()
+    (d / 'train.log').write_text('an earlier run of this name\n'); (d / 'metrics.csv').write_text('step,loss\n999,1.0\n')
+    train(profile_config('smoke', steps=2, out_dir=str(tmp_path), run_name='r', device='cpu'), progress=False)
+    assert 'earlier run' not in (d / 'train.log').read_text() and '999' not in (d / 'metrics.csv').read_text()
+    train(profile_config('smoke', steps=3, out_dir=str(tmp_path), run_name='r', device='cpu'), progress=False)   # resumed: appended
+    assert 'resumed at step 2' in (d / 'train.log').read_text() and 'started' in (d / 'train.log').read_text()
