@@ -145,7 +145,7 @@ def main(argv=None):
     a = parser().parse_args(argv)
     try: a.fn(a)
     except (CheckpointError, ImageReadError, DataNotFoundError, FileExistsError, FileNotFoundError, ValueError,
-            IsADirectoryError, RunBusyError) as e:
+            IsADirectoryError, RunBusyError, MemoryError) as e:
         print(f"ikm {a.cmd}: error: {e}", file=sys.stderr)
         sys.exit(2)
     except FloatingPointError as e:   # a training blow-up: the checkpoints written before it are kept, none of it is

@@ -15,7 +15,8 @@ from .data import benchmark_pairs, find_benchmark, save_image, to_rgb, check_sca
 from .metrics import psnr_ssim, to_uint8
 
 # %% auto #0
-__all__ = ['MIN_TILE', 'check_tiling', 'upscale', 'evaluate', 'evaluate_set', 'summarize']
+__all__ = ['MIN_TILE', 'check_tiling', 'inference_bytes', 'available_bytes', 'check_memory', 'upscale', 'evaluate',
+           'evaluate_set', 'summarize']
 
 # %% ../nbs/21_evaluate.ipynb #c005
 def _sr(model: nn.Module, lr: torch.Tensor) -> torch.Tensor:
@@ -45,6 +46,41 @@ def _sr_tiled(model, lr, scale: int, tile: int, overlap: int):
             out[..., y * scale:(y + ty) * scale, x * scale:(x + tx) * scale] = sr[..., oy:oy + ty * scale, ox:ox + tx * scale]
     return out
 
+def inference_bytes(model: nn.Module, h: int, w: int) -> int | None:
+    """About how many bytes of activations upscaling an h x w LR image takes (no autograd), for the models of this library
+    (None for others): two copies of a dense unit's widest concatenation (C + d_max g channels) at LR size, and about 2.5 C
+    channels at HR size in the upsampler, in float32, with half as much again to spare. The measured peak of the shipped
+    U-HDN+IKM on the CPU is about 0.6 times it at x2 and x4 (`tests/test_reliability.py` checks 0.3-1.0)."""
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None or not hasattr(cfg, 'channels'): return None
+    lo, hi = cfg.depth_clamp or (1, 10**6)
+    dmax = max(min(max(d, lo), hi) for d in (cfg.depths or [0])) if cfg.depths else 0
+    lr_floats = 2 * (cfg.channels + dmax * (cfg.growth or 0))
+    hr_floats = 2.5 * cfg.channels * cfg.scale ** 2
+    return int(1.5 * 4 * h * w * (lr_floats + hr_floats))
+
+def available_bytes(device: torch.device) -> int | None:
+    "Memory free for tensors on `device`: CUDA's free memory, or the operating system's available memory (Linux); None if unknown."
+    if device.type == 'cuda': return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'): return int(line.split()[1]) * 1024
+    except OSError: return None
+    return None
+
+def check_memory(model: nn.Module, h: int, w: int, tile: int | None, overlap: int):
+    "Refuse, before any work, an upscale whose activations would not fit in the memory free on the model's device."
+    th, tw = (h, w) if tile is None else (min(h, tile + 2 * overlap), min(w, tile + 2 * overlap))
+    need, dev = inference_bytes(model, th, tw), next(model.parameters()).device
+    free = available_bytes(dev) if need else None
+    if need and free and need > free:
+        hint = (f"pass a tile size (e.g. tile={max(MIN_TILE, int(tile or min(h, w)) // 2)}): each tile is then upscaled on "
+                "its own, and IKM's attention, computed per tile, makes the result differ slightly from the whole image's "
+                "(`ikm eval --tile` measures by how much)") if tile is None or tile > MIN_TILE else "use a device with more memory"
+        raise MemoryError(f"upscaling {w}x{h}{f' in tiles of {tile}' if tile else ''} needs about {need / 2**30:.1f} GiB on {dev}, "
+                          f"{free / 2**30:.1f} GiB are free: {hint}")
+
 @torch.no_grad()
 def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
             img: torch.Tensor, # uint8 (C, H, W), C = 1 or 3
@@ -55,6 +91,7 @@ def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
     if img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] not in (1, 3):
         raise ValueError(f"upscale wants a uint8 (C, H, W) image with 1 or 3 channels, got {img.dtype} {tuple(img.shape)}")
     check_tiling(tile, overlap)
+    check_memory(model, img.shape[1], img.shape[2], tile, overlap)
     scale = getattr(getattr(model, 'cfg', None), 'scale', None)
     dev = next(model.parameters()).device
     lr = to_rgb(img).to(dev).float().div_(255)[None]

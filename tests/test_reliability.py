@@ -135,3 +135,32 @@ def test_a_fresh_run_begins_its_own_log(tmp_path):
     assert 'earlier run' not in (d / 'train.log').read_text() and '999' not in (d / 'metrics.csv').read_text()
     train(profile_config('smoke', steps=3, out_dir=str(tmp_path), run_name='r', device='cpu'), progress=False)   # resumed: appended
     assert 'resumed at step 2' in (d / 'train.log').read_text() and 'started' in (d / 'train.log').read_text()
+
+# ---------------------------------------------------------------- memory
+def test_an_upscale_that_would_not_fit_is_refused_before_work(tiny_weights, monkeypatch):
+    import ikm_nb.evaluate as E
+    m = model_from_checkpoint(tiny_weights)
+    img = load_image(SRC)
+    need = E.inference_bytes(m, img.shape[1], img.shape[2])
+    monkeypatch.setattr(E, 'available_bytes', lambda dev: need // 2)
+    calls = []
+    monkeypatch.setattr(E, '_sr', lambda *a: calls.append(1))
+    with pytest.raises(MemoryError, match=r'needs about .* GiB on cpu.*pass a tile size'): upscale(m, img)
+    assert calls == []
+    monkeypatch.setattr(E, 'available_bytes', lambda dev: need * 2)
+    monkeypatch.undo(); assert upscale(m, img, tile=64).shape[1] == 2 * img.shape[1]
+
+@pytest.mark.parametrize('scale', [2, 4])
+def test_the_memory_estimate_bounds_the_measured_peak(scale):
+    "The shipped U-HDN+IKM's measured peak (max RSS growth of a fresh process) lies within 0.3-1.0 of `inference_bytes`."
+    import subprocess
+    code = (f"import resource, torch; torch.set_num_threads(1)\n"
+            f"from ikm_nb.checkpoint import model_from_checkpoint, shipped_weights\n"
+            f"from ikm_nb.evaluate import upscale, inference_bytes\n"
+            f"m = model_from_checkpoint(shipped_weights({scale})); img = (torch.rand(3, 256, 256) * 255).to(torch.uint8)\n"
+            f"upscale(m, img[:, :24, :24]); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            f"upscale(m, img); peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024\n"
+            f"print(peak / inference_bytes(m, 256, 256))")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 0.3 <= float(r.stdout.strip()) <= 1.0, r.stdout
