@@ -253,7 +253,11 @@ def _find_train_part(name: str, roots, strict: bool) -> ImageSet | None:
         parent, side, n = TRAIN_SUBSETS[name]
         s = _find_train_part(parent, roots, strict)
         if s is None: return None
-        return ImageSet(name, tuple(f for f in s.files if min(image_size(f)) >= side), s.folders)
+        files = tuple(f for f in s.files if min(image_size(f)) >= side)
+        if len(files) != n:
+            raise DataNotFoundError(f"{len(files)} images of {parent} in {display_path(s.folders[0])} have both sides >= {side} "
+                                    f"pixels, where {name} has {n}: that copy of {parent} is not the standard one")
+        return ImageSet(name, files, s.folders)
     rels, n = TRAIN_SETS[name]
     for root in roots:
         for rel in rels:

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/ship_data.py [--shared ../shared/data]
 
 Set5 and Set14 ship as the source PNGs; T91 (the cpu profile's training set) and BSD100 (its evaluation set) ship as
-lossless WebP, 29% smaller than PNG with the same pixels (checked here for every image, and by tests/test_data.py against
+lossless WebP, 27% smaller than PNG with the same pixels (checked here for every image, and by tests/test_data.py against
 the shared copies). Each row of MANIFEST.tsv: path, size, colour mode, bytes, sha256 of the shipped file, and the public
 source of the pixels (from the shared MANIFEST.tsv).
 """

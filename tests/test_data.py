@@ -253,7 +253,7 @@ def test_shipped_manifest(tmp_path):
     assert verify_manifest() == 5 + 14 + 100 + 91                         # Set5, Set14, BSD100, T91
     sizes = sum(f.stat().st_size for f in (D.data_dir()).rglob('*') if f.suffix in ('.png', '.webp')
                 and 'cache' not in f.parts and 'downloads' not in f.parts)
-    assert sizes < 30e6                                                   # the shipped data stays small (data/README.md)
+    assert sizes < 31e6                                                   # the shipped data stays small (29.8 MB: data/README.md)
     copy = tmp_path / 'data'
     shutil.copytree(D.data_dir() / 'benchmarks' / 'Set5', copy / 'benchmarks' / 'Set5')
     lines = (D.data_dir() / 'MANIFEST.tsv').read_text().splitlines()
