@@ -50,7 +50,7 @@ def inference_bytes(model: nn.Module, h: int, w: int) -> int | None:
     """About how many bytes of activations upscaling an h x w LR image takes (no autograd), for the models of this library
     (None for others): two copies of a dense unit's widest concatenation (C + d_max g channels) at LR size, and about 2.5 C
     channels at HR size in the upsampler, in float32, with half as much again to spare. The measured peak of the shipped
-    U-HDN+IKM on the CPU is about 0.6 times it at x2 and x4 (`tests/test_reliability.py` checks 0.3-1.0)."""
+    U-HDN+IKM on the CPU was about 0.6 times it at x2 and x4 (`tests/test_reliability.py` checks it never exceeds it)."""
     cfg = getattr(model, 'cfg', None)
     if cfg is None or not hasattr(cfg, 'channels'): return None
     lo, hi = cfg.depth_clamp or (1, 10**6)
