@@ -153,7 +153,7 @@ def test_an_upscale_that_would_not_fit_is_refused_before_work(tiny_weights, monk
 @pytest.mark.parametrize('scale', [2, 4])
 def test_the_memory_estimate_bounds_the_measured_peak(scale):
     """The shipped U-HDN+IKM's measured peak (max RSS growth of a fresh process) never exceeds `inference_bytes`: the estimate
-    refuses what would not fit. (The ratio was 0.62 at x2 and x4 alone, 0.13 under the test suite's load, where the allocator
+    refuses what would not fit. (The ratio was 0.62 at x2 and x4 alone, 0.0-0.13 under the test suite's load, where the allocator
     reuses memory freed earlier: only the upper bound is asserted.)"""
     import subprocess
     code = (f"import resource, torch; torch.set_num_threads(1)\n"
@@ -165,4 +165,4 @@ def test_the_memory_estimate_bounds_the_measured_peak(scale):
             f"print(peak / inference_bytes(m, 256, 256))")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert 0 < float(r.stdout.strip()) <= 1.0, r.stdout
+    assert 0 <= float(r.stdout.strip()) <= 1.0, r.stdout
