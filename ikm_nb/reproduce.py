@@ -12,7 +12,7 @@ from .utils import repo_root, atomic_path, atomic_write_text
 
 # %% auto #0
 __all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths', 'reproduce', 'experiment_output',
-           'available_sets', 'train_and_evaluate']
+           'available_sets', 'train_and_evaluate', 'paired_differences', 'paired_summary']
 
 # %% ../nbs/24_reproduce.ipynb #c005
 PROFILES = ('smoke', 'cpu', 'paper')
@@ -28,6 +28,16 @@ def experiment_notebooks(nbs_dir: Path | None = None) -> dict[str, Path]:
 @dataclass
 class RunRecord:
     name: str; profile: str; status: str; seconds: float; output: str; error: str = ''
+    finished: str = ''   # when the notebook ended (UTC, minutes)
+    commit: str = ''     # the repository's commit it ran at ('+changes' when nbs/ or ikm_nb/ differed from it)
+
+def _git_commit(root: Path) -> str:
+    "The short commit of `root`'s checkout, with '+changes' when its nbs/ or ikm_nb/ differ from it; '' outside git."
+    import subprocess
+    try:
+        git = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, check=True).stdout.strip()
+        return git('rev-parse', '--short', 'HEAD') + ('+changes' if git('status', '--porcelain', '--', 'nbs', 'ikm_nb') else '')
+    except (OSError, subprocess.CalledProcessError): return ''
 
 def _screen_text(text: str) -> str:
     "What a terminal would show of `text`: each line after its last carriage return (a progress bar's final state)."
@@ -102,8 +112,9 @@ def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'paper'
               out_dir: str | Path | None = None, # where results go (default: the repository's results/)
               kernel: str | None = None, # Jupyter kernel name (default: the notebook's, python3)
               log_output: bool = False, # stream the notebooks' output
-             ) -> pd.DataFrame: # one row per notebook: name, profile, status, seconds, output, error
-    "Run the experiment notebooks through papermill with `profile`; print and save a summary."
+             ) -> pd.DataFrame: # one row per notebook: name, profile, status, seconds, output, error, finished, commit
+    """Run the experiment notebooks through papermill with `profile`; print and save a summary, `reproduce_{profile}.csv`
+    beside the results (with `only`, the rows of the notebooks run replace theirs in it)."""
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}: use one of {PROFILES}")
     root = repo_root()
     out_dir = Path(out_dir) if out_dir else root / 'results'
@@ -119,12 +130,16 @@ def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'paper'
         print(f"[{i}/{len(nbs)}] {name} (profile {profile}) ...", flush=True)
         r = _run_one(name, nb, profile, out_dir, kernel, root, log_output)
         print(f"    {r.status} in {r.seconds:.1f} s" + (f": {r.error}" if r.error else ''), flush=True)
+        r.finished, r.commit = time.strftime('%Y-%m-%d %H:%M', time.gmtime()), _git_commit(root)
         recs.append(r)
-    df = pd.DataFrame([r.__dict__ for r in recs], columns=list(RunRecord.__dataclass_fields__))
-    with atomic_path(out_dir / f'reproduce_{profile}.csv') as tmp: df.to_csv(tmp, index=False)
-    n_fail = (df.status != 'ok').sum() if len(df) else 0
-    print(f"\n{len(df) - n_fail} of {len(df)} notebooks ran ({df.seconds.sum() if len(df) else 0:.0f} s); "
-          f"summary in {out_dir / f'reproduce_{profile}.csv'}")
+    ran = pd.DataFrame([r.__dict__ for r in recs], columns=list(RunRecord.__dataclass_fields__))
+    summary, df = out_dir / f'reproduce_{profile}.csv', ran
+    if only and summary.exists():   # a subset: its rows replace theirs in the summary, the other notebooks' rows stay
+        old = pd.read_csv(summary, keep_default_na=False)
+        df = pd.concat([old[~old.name.isin(ran.name)], ran], ignore_index=True).sort_values('name', ignore_index=True)
+    with atomic_path(summary) as tmp: df.to_csv(tmp, index=False)
+    n_fail = int((ran.status != 'ok').sum())
+    print(f"\n{len(ran) - n_fail} of {len(ran)} notebooks ran ({ran.seconds.sum():.0f} s); summary in {summary}")
     return df
 
 # %% ../nbs/24_reproduce.ipynb #c012
@@ -184,3 +199,43 @@ def train_and_evaluate(cfg, # a `TrainConfig`
                  params=count_params(model), model=model.cfg.name, convention=convention)
             for _, r in summarize(evaluate(model, sets, model.cfg.scale, convention, progress=False)).iterrows()]
     return rows, metrics
+
+# %% ../nbs/24_reproduce.ipynb #c016
+def paired_differences(runs: pd.DataFrame, # one row per run: the columns of `by`, `arm`, `pair` and `value`
+                       arm: str, # the column naming the compared variants, e.g. 'attention'
+                       baseline, # the value of `arm` every other variant is compared with, e.g. 'none'
+                       value: str = 'psnr', # the compared quantity
+                       pair: str = 'seed', # runs with equal `pair` (and `by`) are paired
+                       by=(), # columns that define separate comparisons, e.g. ['backbone', 'set']
+                      ) -> pd.DataFrame: # by..., arm, pair, `value`, baseline value, diff (= value - baseline's)
+    "Per group of `by` and `pair`: each variant's `value` minus the baseline's (pairs without a baseline run are an error)."
+    by = [by] if isinstance(by, str) else list(by)
+    keys = by + [pair]
+    if runs.duplicated(keys + [arm]).any():
+        raise ValueError(f"several runs share the same {keys + [arm]}: one run per variant and {pair} is needed")
+    base = runs[runs[arm] == baseline][keys + [value]].rename(columns={value: 'baseline_' + value})
+    if base.empty: raise ValueError(f"no run has {arm} = {baseline!r}")
+    other = runs[runs[arm] != baseline][keys + [arm, value]]
+    d = other.merge(base, on=keys, how='left')
+    lost = d['baseline_' + value].isna()
+    if lost.any():
+        raise ValueError(f"{int(lost.sum())} runs have no {arm} = {baseline!r} run with the same {keys}, e.g. "
+                         f"{d[lost].iloc[0][keys + [arm]].to_dict()}")
+    d['diff'] = d[value] - d['baseline_' + value]
+    return d.reset_index(drop=True)
+
+def paired_summary(diffs: pd.DataFrame, # `paired_differences`' output
+                   arm: str, # the variants' column
+                   by=(), # the groups' columns
+                  ) -> pd.DataFrame: # by..., arm, n, mean, sd, min, max, verdict
+    "Mean, standard deviation (ddof = 1) and range of the paired differences, with the verdict rule stated above."
+    by = [by] if isinstance(by, str) else list(by)
+    g = diffs.groupby(by + [arm], sort=False)['diff']
+    s = g.agg(n='count', mean='mean', sd='std', min='min', max='max').reset_index()
+    def verdict(r):
+        if r.n < 2: return 'one seed: no spread'
+        if r['min'] > 0 and r['mean'] > r.sd: return 'higher'
+        if r['max'] < 0 and -r['mean'] > r.sd: return 'lower'
+        return 'within the spread'
+    s['verdict'] = s.apply(verdict, axis=1)
+    return s

@@ -32,3 +32,24 @@ def test_portable_paths_cuts_the_machine_folder(tmp_path):
     assert str(root) not in p.read_text()
     assert got.cells[0].outputs[0].text == 'ikm_nb/data.py:420: UserWarning: 3 images skipped\n'
     assert got.metadata.papermill.input_path == 'nbs/x.ipynb' and got.metadata.papermill.output_path == 'results/notebooks/x.ipynb'
+
+def test_reproduce_only_replaces_its_rows_of_the_summary(tmp_path, monkeypatch):
+    """`ikm reproduce --only NAME` keeps the other notebooks' rows of `reproduce_{profile}.csv` (a subset rerun must not erase the
+    record of the full run) and writes when and at which commit each notebook ran."""
+    import pandas as pd
+    import ikm_nb.reproduce as rp
+    calls = []
+    def fake_run(name, nb, profile, out_dir, kernel, cwd, log_output):
+        calls.append(name); return rp.RunRecord(name, profile, 'ok', 1.5, f'notebooks/{name}.ipynb')
+    monkeypatch.setattr(rp, '_run_one', fake_run)
+    old = pd.DataFrame([dict(name=n, profile='smoke', status='ok', seconds=s, output='x', error='', finished='2026-01-01 00:00',
+                             commit='abc1234') for n, s in (('fig01_ikm_1d', 50.0), ('table1_bicubic', 20.0))])
+    old.to_csv(tmp_path / 'reproduce_smoke.csv', index=False)
+    rp.reproduce('smoke', only='table1_bicubic', out_dir=tmp_path)
+    got = pd.read_csv(tmp_path / 'reproduce_smoke.csv', keep_default_na=False).set_index('name')
+    assert calls == ['table1_bicubic'] and list(got.index) == ['fig01_ikm_1d', 'table1_bicubic']
+    assert got.loc['fig01_ikm_1d', 'seconds'] == 50.0 and got.loc['fig01_ikm_1d', 'commit'] == 'abc1234'
+    assert got.loc['table1_bicubic', 'seconds'] == 1.5 and got.loc['table1_bicubic', 'finished'] != '2026-01-01 00:00'
+    assert len(got.loc['table1_bicubic', 'commit']) >= 7   # run inside the repository's git checkout
+    rp.reproduce('smoke', only='fig01', out_dir=tmp_path / 'fresh')   # no summary yet: only the notebooks run
+    assert list(pd.read_csv(tmp_path / 'fresh' / 'reproduce_smoke.csv').name) == ['fig01_ikm_1d']
