@@ -59,7 +59,7 @@ def test_fig11_cpu_runs_complete():
 def test_reproduce_summary_all_ok():
     s = pd.read_csv(R / 'reproduce_cpu.csv')
     assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn', 'fig09_threshold', 'fig10_iso',
-                                           'table5_uhdn_ablation', 'fig11_hourglass'} <= set(s.name)
+                                           'table5_uhdn_ablation', 'fig11_hourglass', 'table3_backbones'} <= set(s.name)
 
 
 def test_cpu_results_trained_on_the_shipped_t91():
@@ -69,12 +69,35 @@ def test_cpu_results_trained_on_the_shipped_t91():
     from ikm_nb.data import find_train_set
     from ikm_nb.train import data_record
     shipped = data_record(find_train_set('T91', roots=[R.parent / 'data']))
-    for name in ('table1_uhdn_cpu', 'fig09_threshold_cpu', 'fig10_iso_cpu', 'fig11_hourglass_cpu', 'table5_uhdn_ablation_cpu'):
+    for name in ('table1_uhdn_cpu', 'fig09_threshold_cpu', 'fig10_iso_cpu', 'fig11_hourglass_cpu', 'table5_uhdn_ablation_cpu',
+                 'table3_backbones_cpu'):
         t = pd.read_csv(R / 'tables' / f'{name}.csv')
         mine = t[~t.get('source', pd.Series('', index=t.index)).astype(str).str.contains('shipped')]
         assert (mine.train_set == 'T91').all(), name
     runs = sorted((R / 'runs').glob('*/config.json'))
-    assert len(runs) == 18
+    assert len(runs) == 18 + 48   # 48: table3_backbones
     for p in runs:
         data = json.loads(p.read_text())['data']
         assert {k: data[k] for k in shipped} == shipped, p.parent.name
+
+
+def test_table3_cpu_every_model_with_three_seeds_paired_with_its_vanilla_twin():
+    """Table III's cpu run: 4 backbones x 4 variants x 3 seeds, each run trained for its full budget (its own log), and the
+    pairing the notebook relies on holds: a vanilla network and its +IKM twin built from the same seed start identical, and
+    different seeds start differently."""
+    import torch
+    from ikm_nb.train import profile_config, build_model
+    t = pd.read_csv(R / 'tables' / 'table3_backbones_cpu.csv')
+    assert len(t) == 48 and (t.set == 'Set5').all() and (t.steps == 200).all()
+    assert t.groupby(['backbone', 'attention']).seed.apply(sorted).map(tuple).eq((0, 1, 2)).all()
+    assert t.groupby('backbone').attention.nunique().eq(4).all()
+    for r in t.itertuples():
+        m = pd.read_csv(R / 'runs' / f'table3_cpu_x2_{r.backbone}_{r.attention}_s{r.seed}_b8p24_200-steps' / 'metrics.csv')
+        assert m.step.max() == 200
+    base = dict(n_blocks=None, channels=None)
+    for b in ('rb', 'uhdb'):
+        w = {}
+        for a, s in (('none', 0), ('ikm', 0), ('none', 1)):
+            torch.manual_seed(s); w[a, s] = build_model(profile_config('cpu', arch=f'table3_{b}_{a}', **base)).state_dict()
+        assert all(torch.equal(w['none', 0][k], w['ikm', 0][k]) for k in w['none', 0])
+        assert not all(torch.equal(w['none', 0][k], w['none', 1][k]) for k in w['none', 0])
