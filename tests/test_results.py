@@ -59,7 +59,8 @@ def test_fig11_cpu_runs_complete():
 def test_reproduce_summary_all_ok():
     s = pd.read_csv(R / 'reproduce_cpu.csv')
     assert (s.status == 'ok').all() and {'fig01_ikm_1d', 'table1_bicubic', 'table1_uhdn', 'fig09_threshold', 'fig10_iso',
-                                           'table5_uhdn_ablation', 'fig11_hourglass', 'table3_backbones'} <= set(s.name)
+                                           'table5_uhdn_ablation', 'fig11_hourglass', 'table3_backbones',
+                                           'table4_receptive_field'} <= set(s.name)
 
 
 def test_cpu_results_trained_on_the_shipped_t91():
@@ -70,12 +71,12 @@ def test_cpu_results_trained_on_the_shipped_t91():
     from ikm_nb.train import data_record
     shipped = data_record(find_train_set('T91', roots=[R.parent / 'data']))
     for name in ('table1_uhdn_cpu', 'fig09_threshold_cpu', 'fig10_iso_cpu', 'fig11_hourglass_cpu', 'table5_uhdn_ablation_cpu',
-                 'table3_backbones_cpu'):
+                 'table3_backbones_cpu', 'table4_receptive_field_cpu'):
         t = pd.read_csv(R / 'tables' / f'{name}.csv')
         mine = t[~t.get('source', pd.Series('', index=t.index)).astype(str).str.contains('shipped')]
         assert (mine.train_set == 'T91').all(), name
     runs = sorted((R / 'runs').glob('*/config.json'))
-    assert len(runs) == 18 + 48   # 48: table3_backbones
+    assert len(runs) == 18 + 48 + 30   # 48: table3_backbones, 30: table4_receptive_field
     for p in runs:
         data = json.loads(p.read_text())['data']
         assert {k: data[k] for k in shipped} == shipped, p.parent.name
@@ -89,7 +90,7 @@ def test_table3_cpu_every_model_with_three_seeds_paired_with_its_vanilla_twin():
     from ikm_nb.train import profile_config, build_model
     t = pd.read_csv(R / 'tables' / 'table3_backbones_cpu.csv')
     assert len(t) == 48 and (t.set == 'Set5').all() and (t.steps == 200).all()
-    assert t.groupby(['backbone', 'attention']).seed.apply(sorted).map(tuple).eq((0, 1, 2)).all()
+    assert t.groupby(['backbone', 'attention']).seed.apply(lambda s: sorted(s) == [0, 1, 2]).all()
     assert t.groupby('backbone').attention.nunique().eq(4).all()
     for r in t.itertuples():
         m = pd.read_csv(R / 'runs' / f'table3_cpu_x2_{r.backbone}_{r.attention}_s{r.seed}_b8p24_200-steps' / 'metrics.csv')
@@ -101,3 +102,21 @@ def test_table3_cpu_every_model_with_three_seeds_paired_with_its_vanilla_twin():
             torch.manual_seed(s); w[a, s] = build_model(profile_config('cpu', arch=f'table3_{b}_{a}', **base)).state_dict()
         assert all(torch.equal(w['none', 0][k], w['ikm', 0][k]) for k in w['none', 0])
         assert not all(torch.equal(w['none', 0][k], w['none', 1][k]) for k in w['none', 0])
+
+
+def test_table4_cpu_every_row_vanilla_and_ikm_with_three_seeds():
+    "Table IV's cpu run: 5 (K, D) rows x vanilla / IKM x 3 seeds, full budgets, and IKM twins that start from the vanilla weights."
+    import torch
+    from ikm_nb.train import profile_config, build_model
+    t = pd.read_csv(R / 'tables' / 'table4_receptive_field_cpu.csv')
+    assert len(t) == 30 and (t.set == 'Set14').all() and (t.steps == 150).all()
+    assert set(zip(t.kernel, t.dilation)) == {(3, 1), (3, 2), (3, 3), (5, 1), (5, 2)}
+    assert (t.field == t.kernel + (t.kernel - 1) * (t.dilation - 1)).all()
+    assert t.groupby(['kernel', 'dilation', 'ikm']).seed.apply(lambda s: sorted(s) == [0, 1, 2]).all()
+    for r in t.itertuples():
+        name = f"table4_cpu_x2_k{r.kernel}d{r.dilation}_{'ikm' if r.ikm else 'vanilla'}_s{r.seed}_b8p24_150-steps"
+        assert pd.read_csv(R / 'runs' / name / 'metrics.csv').step.max() == 150
+    w = {}
+    for i in (False, True):
+        torch.manual_seed(2); w[i] = build_model(profile_config('cpu', arch='table4_k5d2', ikm=i)).state_dict()
+    assert all(torch.equal(w[False][k], w[True][k]) for k in w[False])
