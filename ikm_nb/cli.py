@@ -103,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ikm', description='IKM / U-HDN super-resolution: train, evaluate, upscale, reproduce the paper.')
     sub = p.add_subparsers(dest='cmd', required=True)
     t = sub.add_parser('train', help='train a model (results/runs/<run_name>/)')
-    t.add_argument('--profile', default='paper', choices=['paper', 'cpu', 'smoke'], help='defaults the other flags override')
+    t.add_argument('--profile', default='paper', choices=['paper', 'gpu', 'cpu', 'smoke'], help='defaults the other flags override')
     _train_flags(t)
     t.add_argument('--no-resume', action='store_true', help='start afresh: an existing run of that name is moved aside, not mixed in')
     t.add_argument('--max-seconds', type=float, default=None, help='stop after this much training time (resumable)')
@@ -131,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument('--preset', default=None); c.add_argument('--scale', type=int, default=None)
     c.set_defaults(fn=cmd_complexity)
     r = sub.add_parser('reproduce', help='run the experiment notebooks through papermill into results/')
-    r.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'paper'])
+    r.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'])
     r.add_argument('--only', nargs='+', default=None, help='notebook names or prefixes (e.g. table1 fig01)')
     r.set_defaults(fn=cmd_reproduce)
     return p

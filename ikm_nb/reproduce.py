@@ -12,10 +12,11 @@ from .utils import repo_root, atomic_path, atomic_write_text
 
 # %% auto #0
 __all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths', 'reproduce', 'experiment_output',
-           'available_sets', 'train_and_evaluate', 'paired_differences', 'paired_summary']
+           'available_sets', 'train_and_evaluate', 'experiment_settings', 'run_config', 'paired_differences',
+           'paired_summary']
 
 # %% ../nbs/24_reproduce.ipynb #c005
-PROFILES = ('smoke', 'cpu', 'paper')
+PROFILES = ('smoke', 'cpu', 'gpu', 'paper')
 _EXPERIMENT = re.compile(r'^(fig|table)\d+.*\.ipynb$')
 
 def experiment_notebooks(nbs_dir: Path | None = None) -> dict[str, Path]:
@@ -107,7 +108,7 @@ def _run_one(name: str, nb: Path, profile: str, out_dir: Path, kernel: str | Non
         return RunRecord(name, profile, 'failed', time.perf_counter() - t0, str(out.with_suffix('.failed.ipynb')),
                          (msg[-1] if msg else type(e).__name__)[:500])
 
-def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'paper'
+def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'gpu' | 'paper'
               only: list[str] | str | None = None, # names (or prefixes, e.g. 'table1') of the notebooks to run; all if None
               out_dir: str | Path | None = None, # where results go (default: the repository's results/)
               kernel: str | None = None, # Jupyter kernel name (default: the notebook's, python3)
@@ -144,7 +145,7 @@ def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'paper'
 
 # %% ../nbs/24_reproduce.ipynb #c012
 def experiment_output(name: str, # the notebook's name, e.g. 'fig09_threshold'
-                      profile: str, # 'smoke' | 'cpu' | 'paper'
+                      profile: str, # 'smoke' | 'cpu' | 'gpu' | 'paper'
                       out_dir: str | Path | None = None, # the notebook's `out_dir` parameter
                      ) -> Path: # where the notebook writes: tables/ and figures/ below it exist
     """The set-up every experiment notebook starts with: work in the repository root (relative paths mean the same from
@@ -199,6 +200,30 @@ def train_and_evaluate(cfg, # a `TrainConfig`
                  params=count_params(model), model=model.cfg.name, convention=convention)
             for _, r in summarize(evaluate(model, sets, model.cfg.scale, convention, progress=False)).iterrows()]
     return rows, metrics
+
+# %% ../nbs/24_reproduce.ipynb #c020
+def experiment_settings(profiles: dict, # {profile: {setting: value, ..., 'base': {'profile': train profile, **overrides}}}
+                        profile: str, # the notebook's `profile` parameter
+                        **given, # the notebook's parameters: each that is not None replaces the setting of that name
+                       ) -> dict:
+    "The settings of `profile` in a notebook's `profiles` table, with the notebook's parameters that are set in their place."
+    if profile not in profiles:
+        raise ValueError(f"unknown profile {profile!r}: this notebook has {list(profiles)}")
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in profiles[profile])
+    if unknown: raise ValueError(f"{unknown} are not settings of this notebook's profiles: use {sorted(profiles[profile])}")
+    return {**profiles[profile], **{k: v for k, v in given.items() if v is not None}}
+
+def run_config(settings: dict, # `experiment_settings`' output (its 'base' is used)
+               out: Path, # the notebook's output folder: the run is written to out/runs/run_name
+               run_name: str, # the run's folder name: it names every setting that differs between the notebook's runs
+               **fields, # TrainConfig fields of this run (arch, seed, batch, steps, ...)
+              ):
+    """The `TrainConfig` of one run of an experiment notebook: the training profile named in `settings['base']` with its
+    overrides and `fields`; no validation and no intermediate checkpoint (the notebook evaluates the last weights)."""
+    from ikm_nb.train import profile_config
+    base = dict(settings['base']); train_profile = base.pop('profile')
+    return profile_config(train_profile, **{'val_set': None, 'ckpt_every': 0, **base, **fields,
+                                            'out_dir': str(Path(out) / 'runs'), 'run_name': run_name})
 
 # %% ../nbs/24_reproduce.ipynb #c016
 def paired_differences(runs: pd.DataFrame, # one row per run: the columns of `by`, `arm`, `pair` and `value`

@@ -91,10 +91,13 @@ PROFILES = {
                 train_set='T91'),
     'smoke': dict(steps=4, batch=2, patch=16, n_blocks=1, channels=16, growth=4, train_set='T91_min192', val_set=None,
                   ckpt_every=2, log_every=1),
+    # one GPU for minutes: the paper's network, batch and patch, on the shipped T91 (a GPU machine may have no network),
+    # constant lr 2e-4 (the authors' code); the experiment notebooks set the updates of each run
+    'gpu': dict(steps=5_000, lr=2e-4, lr_step=10**9, val_every=1_000, ckpt_every=1_000, log_every=100, train_set='T91'),
 }
 
 def profile_config(profile: str = 'paper', **overrides) -> TrainConfig:
-    "The `TrainConfig` of `profile` ('paper' | 'cpu' | 'smoke') with `overrides`."
+    "The `TrainConfig` of `profile` ('paper' | 'gpu' | 'cpu' | 'smoke') with `overrides`."
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}: use one of {list(PROFILES)}")
     return TrainConfig(**{**PROFILES[profile], **{k: v for k, v in overrides.items()}})
 
