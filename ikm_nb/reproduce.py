@@ -13,7 +13,7 @@ from .utils import repo_root, atomic_path, atomic_write_text
 # %% auto #0
 __all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths', 'reproduce', 'experiment_output',
            'available_sets', 'train_and_evaluate', 'experiment_settings', 'run_config', 'paired_differences',
-           'paired_summary']
+           'paired_summary', 'seed_plot', 'paired_lines', 'uhdn_run_name', 'uhdn_run_config']
 
 # %% ../nbs/24_reproduce.ipynb #c005
 PROFILES = ('smoke', 'cpu', 'gpu', 'paper')
@@ -264,3 +264,49 @@ def paired_summary(diffs: pd.DataFrame, # `paired_differences`' output
         return 'within the spread'
     s['verdict'] = s.apply(verdict, axis=1)
     return s
+
+# %% ../nbs/24_reproduce.ipynb #c023
+def seed_plot(ax, # the matplotlib axes to draw on
+              data: pd.DataFrame, # one row per run (or per paired difference)
+              x: str, # the column along the x axis
+              y: str, # the value column
+              hue: str | None = None, # the column coloured (and dodged), if any
+              order=None, # x values in order; None: as they come
+              hue_order=None, # hue values in order
+              palette=None, # seaborn palette (a dict keeps one colour per hue value across panels)
+              zero: bool = False, # draw the zero line (for differences)
+             ):
+    "Each run as a point, and the mean with one standard deviation as a bar, per x (and hue): the spread over seeds in view."
+    import seaborn as sns
+    kw = dict(x=x, y=y, hue=hue, order=order, hue_order=hue_order, palette=palette if hue else None, ax=ax)
+    if hue and len(hue_order if hue_order is not None else data[hue].unique()) > 1: kw['dodge'] = .5   # one level: no dodge
+    sns.stripplot(data, alpha=.6, size=4, legend=False, jitter=.08, **kw)
+    sns.pointplot(data, errorbar='sd', linestyle='none', marker='_', markersize=14, capsize=.08, **kw)
+    if zero: ax.axhline(0, color='k', lw=.8)
+    return ax
+
+def paired_lines(summary: pd.DataFrame, # `paired_summary`' output
+                 arm: str, # its variants' column
+                 label=lambda r: '', # row -> the words before the numbers, e.g. "t = mean"
+                 unit: str = 'dB', # the unit of the differences
+                 digits: int = 3, # decimals shown
+                ) -> list[str]: # one Markdown bullet per row
+    "One bullet per paired comparison: mean ± sd over n seeds, the range, and the verdict in bold."
+    f = f'+.{digits}f'
+    return [f"- {label(r)}: {r['mean']:{f}} ± {r.sd:.{digits}f} {unit} over {r.n} seeds "
+            f"(range {r['min']:{f}} to {r['max']:{f}}): **{r.verdict}**" for _, r in summary.iterrows()]
+
+def uhdn_run_name(profile: str, scale: int, seed: int, batch: int, patch: int, steps: int, # the run's budget
+                  arch: str = 'uhdn', t=0.0, mode: str = 'iso', # the U-HDN+IKM settings the ablations vary
+                 ) -> str:
+    """The run folder of one U-HDN+IKM ablation run (fig09, fig10, fig11, table5). The same settings give the same name in
+    every notebook, so a run two notebooks share (the U-HDN with t = 0 and IsO) is trained once and reused by the other."""
+    return f"uhdn_{profile}_x{scale}_{arch}_t{t}_{mode}_s{seed}_b{batch}p{patch}_{steps}-steps"
+
+def uhdn_run_config(settings: dict, out: Path, profile: str, # as for `run_config`, and the notebook's profile
+                    scale: int, seed: int, batch: int, patch: int, steps: int, # the run's budget
+                    arch: str = 'uhdn', t=0.0, mode: str = 'iso', # the U-HDN+IKM settings the ablations vary
+                   ):
+    "The `TrainConfig` of one ablation run, every varied setting given explicitly and named by `uhdn_run_name`."
+    return run_config(settings, out, uhdn_run_name(profile, scale, seed, batch, patch, steps, arch, t, mode),
+                      arch=arch, t=t, mode=mode, scale=scale, seed=seed, batch=batch, patch=patch, steps=steps)
