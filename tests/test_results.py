@@ -13,7 +13,7 @@ def test_cpu_profile_model_learned():
     assert mine - base >= 1.0
     assert set(ours.scale) == {2, 3, 4}                       # the shipped weights were evaluated at every scale
     runs = list((R / 'runs').glob('uhdn-*/metrics.csv'))             # table1_uhdn's run (fig10_iso's runs are fig10_*)
-    assert runs and all(pd.read_csv(p).step.max() == 2000 for p in runs)
+    assert runs and all(pd.read_csv(p).step.max() == 1000 for p in runs)
 
 
 def test_fig10_cpu_runs_complete():
