@@ -290,10 +290,11 @@ def paired_lines(summary: pd.DataFrame, # `paired_summary`' output
                  label=lambda r: '', # row -> the words before the numbers, e.g. "t = mean"
                  unit: str = 'dB', # the unit of the differences
                  digits: int = 3, # decimals shown
+                 n_of: str = 'seeds', # what `n` counts
                 ) -> list[str]: # one Markdown bullet per row
     "One bullet per paired comparison: mean ± sd over n seeds, the range, and the verdict in bold."
     f = f'+.{digits}f'
-    return [f"- {label(r)}: {r['mean']:{f}} ± {r.sd:.{digits}f} {unit} over {r.n} seeds "
+    return [f"- {label(r)}: {r['mean']:{f}} ± {r.sd:.{digits}f} {unit} over {r.n} {n_of} "
             f"(range {r['min']:{f}} to {r['max']:{f}}): **{r.verdict}**" for _, r in summary.iterrows()]
 
 def uhdn_run_name(profile: str, scale: int, seed: int, batch: int, patch: int, steps: int, # the run's budget
