@@ -15,7 +15,7 @@ from .ikm import IKMConv2d, IKM_MODES, ikm_layers, set_ikm_mode, ConcatAttention
 
 # %% auto #0
 __all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory',
-           'CA', 'SA', 'make_attention', 'Composite', 'DenseUnit', 'unit_kernels', 'set_dense_split', 'UHDB', 'RDB',
+           'CA', 'SA', 'make_attention', 'Composite', 'DenseUnit', 'set_dense_split', 'unit_kernels', 'UHDB', 'RDB',
            'ResBlock', 'Upsampler', 'UHDNConfig', 'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn', 'uhdn_l']
 
 # %% ../nbs/02_arch.ipynb #c005
@@ -110,7 +110,7 @@ class DenseUnit(nn.Module):
 
     def forward(self, x):  # (B, C, H, W)
         how = self._split_how() if self.split else None
-        if how is not None: return self._forward_split(how, x)
+        if how is not None: return self._forward_split(how, x)   # the split unit: same numbers (below)
         shared = any(getattr(l.conv, 'takes_attention', False) for l in self.layers)
         att = ConcatAttention(x) if shared else None      # each channel's CAG once per unit (IKM fast path)
         buf = None
@@ -126,56 +126,73 @@ class DenseUnit(nn.Module):
             n += y.shape[1]
         return self.transition(x)                                  # (B, C, H, W)
 
-    def _split_how(self):
-        """How the unit can run split (below), or None: 'plain' (every conv an `nn.Conv2d`), or the first layer's IKM conv
-        (every conv IKM on the fast path, a numeric threshold t <= 0, and every layer's output nonnegative: ReLU, then no
-        attention, CA or SA); in both cases with the same geometry and groups 1."""
-        if not self.layers: return None
-        c0 = self.layers[0].conv
-        key = _conv_settings(c0)
-        if any(_conv_settings(l.conv) != key for l in self.layers) or c0.groups != 1: return None
-        if c0.padding_mode != 'zeros' or isinstance(c0.padding, str): return None
-        if type(c0) is nn.Conv2d: return 'plain'
-        if not (isinstance(c0, IKMConv2d) and c0.takes_attention and c0.constant_on_nonnegative): return None
-        if any(type(l.act) is not nn.ReLU or type(l.att) not in (nn.Identity, CA, SA) for l in self.layers): return None
-        return c0
+def set_dense_split(model: nn.Module, # a network with dense units
+                    split: bool, # True: split where exact (the default); False: every conv reads the concatenation
+                   ) -> nn.Module:
+    "Switch every `DenseUnit` of `model` between the split and the concatenating formulation (same numbers); return `model`."
+    for m in model.modules():
+        if isinstance(m, DenseUnit): m.split = split
+    return model
 
-    def _forward_split(self, how, x):
-        "The unit as one convolution of its input by every layer's kernels on it, plus convolutions of the growth channels only."
-        B, C = x.shape[:2]
-        c0 = self.layers[0].conv
-        if x.dim() != 4 or C != c0.in_channels:                          # (the kernel slices below would not notice)
-            raise ValueError(f"this dense unit takes (B, {c0.in_channels}, H, W) inputs, got shape {tuple(x.shape)}")
-        # growth channels with IKM: one constant attention c (IKMConv2d.nonnegative_conv); s: their kernels' gradient scale
-        c, s = (1.0, 1.0) if how == 'plain' else how.nonnegative_scales(B, c0.weight.dtype)
-        # IsO: the x-slices' gradient is divided by the batch with the growth slices' (one multiplication for all kernels)
-        iso = how != 'plain' and how.mode == 'iso'
-        wx, *wg = unit_kernels([l.conv.weight for l in self.layers], C, c, s, s if iso else 1.0,
-                               channels_last=_is_channels_last(x))
-        yx = (F.conv2d(x, wx, None, c0.stride, c0.padding, c0.dilation) if how == 'plain'  # (B, d g, H, W)
-              else how.modulated_conv(x, how.attention(x), wx,             # the input's CAG once; one image-specific conv
-                                      iso_reduction='sum' if iso else None))
-        parts = yx.split([l.conv.out_channels for l in self.layers], 1)
-        grow = lambda inp, w: F.conv2d(inp, w, None, c0.stride, c0.padding, c0.dilation)
-        if not torch.is_grad_enabled() and x.is_contiguous():             # no autograd: one buffer, written once per part
-            buf = x.new_empty(B, self.transition.in_channels, *x.shape[2:])
-            buf.narrow(1, 0, C).copy_(x)
-            o = 0
-            for i, l in enumerate(self.layers):
-                slot = buf.narrow(1, C + o, l.conv.out_channels)
-                z = parts[0] if i == 0 else torch.add(parts[i], grow(buf.narrow(1, C, o), wg[i - 1]), out=slot)
-                if l.conv.bias is not None: z = torch.add(z, l.conv.bias.view(1, -1, 1, 1), out=slot)
-                if type(l.act) is nn.ReLU and type(l.att) is nn.Identity: torch.clamp_min(z, 0, out=slot)
-                else: slot.copy_(l.att(l.act(z)))
-                o += l.conv.out_channels
-            return self.transition(buf)                                    # (B, C, H, W)
-        grown = None                                                       # [y_0, .., y_{i-1}], grown by one cat per layer
+# %% ../nbs/02_arch.ipynb #c017
+def _conv_settings(conv) -> tuple:
+    "What must agree between the convs a dense unit runs as one: class, geometry and (IKM) settings."
+    geo = (type(conv), conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.padding_mode, conv.groups)
+    if not isinstance(conv, IKMConv2d): return geo
+    return geo + (conv.mode, conv.t, conv.iso_reduction, conv.active_impl, conv.iso_replicas)
+
+def _split_how(self: DenseUnit):
+    """How the unit can run split (below), or None: 'plain' (every conv an `nn.Conv2d`), or the first layer's IKM conv
+    (every conv IKM on the fast path, a numeric threshold t <= 0, and every layer's output nonnegative: ReLU, then no
+    attention, CA or SA); in both cases with the same geometry and groups 1."""
+    if not self.layers: return None
+    c0 = self.layers[0].conv
+    key = _conv_settings(c0)
+    if any(_conv_settings(l.conv) != key for l in self.layers) or c0.groups != 1: return None
+    if c0.padding_mode != 'zeros' or isinstance(c0.padding, str): return None
+    if type(c0) is nn.Conv2d: return 'plain'
+    if not (isinstance(c0, IKMConv2d) and c0.takes_attention and c0.constant_on_nonnegative): return None
+    if any(type(l.act) is not nn.ReLU or type(l.att) not in (nn.Identity, CA, SA) for l in self.layers): return None
+    return c0
+
+def _forward_split(self: DenseUnit, how, x):
+    "The unit as one convolution of its input by every layer's kernels on it, plus convolutions of the growth channels only."
+    B, C = x.shape[:2]
+    c0 = self.layers[0].conv
+    if x.dim() != 4 or C != c0.in_channels:                          # (the kernel slices below would not notice)
+        raise ValueError(f"this dense unit takes (B, {c0.in_channels}, H, W) inputs, got shape {tuple(x.shape)}")
+    # growth channels with IKM: one constant attention c (IKMConv2d.nonnegative_conv); s: their kernels' gradient scale
+    c, s = (1.0, 1.0) if how == 'plain' else how.nonnegative_scales(B, c0.weight.dtype)
+    # IsO: the x-slices' gradient is divided by the batch with the growth slices' (one multiplication for all kernels)
+    iso = how != 'plain' and how.mode == 'iso'
+    wx, *wg = unit_kernels([l.conv.weight for l in self.layers], C, c, s, s if iso else 1.0,
+                           channels_last=_is_channels_last(x))
+    yx = (F.conv2d(x, wx, None, c0.stride, c0.padding, c0.dilation) if how == 'plain'  # (B, d g, H, W)
+          else how.modulated_conv(x, how.attention(x), wx,             # the input's CAG once; one image-specific conv
+                                  iso_reduction='sum' if iso else None))
+    parts = yx.split([l.conv.out_channels for l in self.layers], 1)
+    grow = lambda inp, w: F.conv2d(inp, w, None, c0.stride, c0.padding, c0.dilation)
+    if not torch.is_grad_enabled() and x.is_contiguous():             # no autograd: one buffer, written once per part
+        buf = x.new_empty(B, self.transition.in_channels, *x.shape[2:])
+        buf.narrow(1, 0, C).copy_(x)
+        o = 0
         for i, l in enumerate(self.layers):
-            z = parts[i] if i == 0 else parts[i] + grow(grown, wg[i - 1])
-            if l.conv.bias is not None: z = z + l.conv.bias.view(1, -1, 1, 1)
-            y = l.att(l.act(z))                                            # (B, g, H, W)
-            grown = y if grown is None else torch.cat([grown, y], 1)
-        return self.transition(torch.cat([x, grown], 1))                   # (B, C, H, W)
+            slot = buf.narrow(1, C + o, l.conv.out_channels)
+            z = parts[0] if i == 0 else torch.add(parts[i], grow(buf.narrow(1, C, o), wg[i - 1]), out=slot)
+            if l.conv.bias is not None: z = torch.add(z, l.conv.bias.view(1, -1, 1, 1), out=slot)
+            if type(l.act) is nn.ReLU and type(l.att) is nn.Identity: torch.clamp_min(z, 0, out=slot)
+            else: slot.copy_(l.att(l.act(z)))
+            o += l.conv.out_channels
+        return self.transition(buf)                                    # (B, C, H, W)
+    grown = None                                                       # [y_0, .., y_{i-1}], grown by one cat per layer
+    for i, l in enumerate(self.layers):
+        z = parts[i] if i == 0 else parts[i] + grow(grown, wg[i - 1])
+        if l.conv.bias is not None: z = z + l.conv.bias.view(1, -1, 1, 1)
+        y = l.att(l.act(z))                                            # (B, g, H, W)
+        grown = y if grown is None else torch.cat([grown, y], 1)
+    return self.transition(torch.cat([x, grown], 1))                   # (B, C, H, W)
+
+DenseUnit._split_how, DenseUnit._forward_split = _split_how, _forward_split
 
 def _is_channels_last(t: torch.Tensor) -> bool:
     return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
@@ -257,21 +274,7 @@ def unit_kernels(ws: list[torch.Tensor], # the d layers' kernels, (g_i, C + sum_
     else: flat = ix.gather(ws, c, dtype)
     return ix.split(flat, ix.out_shapes, ix.out_numels, (channels_last,) * len(ix.out_shapes))
 
-def _conv_settings(conv) -> tuple:
-    "What must agree between the convs a dense unit runs as one: class, geometry and (IKM) settings."
-    geo = (type(conv), conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.padding_mode, conv.groups)
-    if not isinstance(conv, IKMConv2d): return geo
-    return geo + (conv.mode, conv.t, conv.iso_reduction, conv.active_impl, conv.iso_replicas)
-
-def set_dense_split(model: nn.Module, # a network with dense units
-                    split: bool, # True: split where exact (the default); False: every conv reads the concatenation
-                   ) -> nn.Module:
-    "Switch every `DenseUnit` of `model` between the split and the concatenating formulation (same numbers); return `model`."
-    for m in model.modules():
-        if isinstance(m, DenseUnit): m.split = split
-    return model
-
-# %% ../nbs/02_arch.ipynb #c019
+# %% ../nbs/02_arch.ipynb #c020
 class UHDB(nn.Module):
     "U-hourglass dense block (Eq. 19): M dense units, unit M-m+1 adds the input of unit m; `u_residual=False` chains them (DB)."
     def __init__(self, channels: int, # C
@@ -296,7 +299,7 @@ class UHDB(nn.Module):
         for unit in self.units[half:]: x = unit(x) + skips.pop()
         return x
 
-# %% ../nbs/02_arch.ipynb #c023
+# %% ../nbs/02_arch.ipynb #c024
 class RDB(nn.Module):
     "Table III's RDB backbone (RDN [26]): dense units each in a local residual, then global feature fusion (1x1, M*C -> C)."
     def __init__(self, channels: int, # C
@@ -322,7 +325,7 @@ class ResBlock(nn.Module):
 
     def forward(self, x): return x + self.conv2(self.conv1(x))  # (B, C, H, W)
 
-# %% ../nbs/02_arch.ipynb #c026
+# %% ../nbs/02_arch.ipynb #c027
 SCALES = (2, 3, 4)
 
 class Upsampler(nn.Sequential):
@@ -338,7 +341,7 @@ class Upsampler(nn.Sequential):
                        nn.PixelShuffle(r)]                                                            # (B, C, r h, r w)
         super().__init__(*layers)
 
-# %% ../nbs/02_arch.ipynb #c029
+# %% ../nbs/02_arch.ipynb #c030
 BLOCKS = ('uhdb', 'rdb', 'rb')
 
 def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
@@ -459,7 +462,7 @@ class UHDNConfig:
         "The model of this config."
         return UHDN(self)
 
-# %% ../nbs/02_arch.ipynb #c033
+# %% ../nbs/02_arch.ipynb #c034
 def make_block(cfg: UHDNConfig) -> nn.Module:
     "One block of the body of `cfg`: a U-HDB (or DB), an RDB or a group of `n_units` RBs."
     kw = dict(kernel_size=cfg.kernel_size, dilation=cfg.dilation, attention=cfg.attention,
@@ -505,7 +508,7 @@ class UHDN(nn.Module):
         y = self.conv_last(self.upsample(y))                # (B, C, s h, s w) -> (B, 3, s h, s w)
         return y * self.rgb_std + self.rgb_mean
 
-# %% ../nbs/02_arch.ipynb #c042
+# %% ../nbs/02_arch.ipynb #c043
 _U = UHDNConfig()                                              # U-HDN+IKM, x2
 _TABLE3_BASE = {
     'rb': UHDNConfig(block='rb', n_blocks=1, n_units=8, depths=(2,) * 8, channels=48),  # EDSR: 8 RBs, C = 48
