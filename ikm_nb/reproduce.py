@@ -68,13 +68,15 @@ def portable_paths(path: Path, # an executed notebook
                    input_path: str, output_path: str, # what papermill's metadata should name (relative paths)
                   ) -> int:
     """Make an executed notebook hold no path of the machine that ran it: `root/` is cut from every output (warnings name
-    their source file, errors their folders) and papermill's metadata names `input_path` and `output_path`. Rewrites `path` in
-    place (atomically); returns the number of outputs changed."""
+    their source file, errors their folders), the folder beside it (the shared data's `../shared`) becomes `../`, and
+    papermill's metadata names `input_path` and `output_path`. Rewrites `path` in place (atomically); returns the number of
+    outputs changed."""
     import nbformat
     nb = nbformat.read(str(path), as_version=4)
     prefix, changed = str(Path(root).resolve()) + os.sep, 0
+    parent = str(Path(root).resolve().parent) + os.sep
     def cut(v):
-        if isinstance(v, str): return v.replace(prefix, '')
+        if isinstance(v, str): return v.replace(prefix, '').replace(parent, '../') if parent != os.sep else v.replace(prefix, '')
         if isinstance(v, list): return [cut(x) for x in v]
         if isinstance(v, dict): return {k: cut(x) for k, x in v.items()}
         return v

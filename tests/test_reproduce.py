@@ -33,6 +33,18 @@ def test_portable_paths_cuts_the_machine_folder(tmp_path):
     assert got.cells[0].outputs[0].text == 'ikm_nb/data.py:420: UserWarning: 3 images skipped\n'
     assert got.metadata.papermill.input_path == 'nbs/x.ipynb' and got.metadata.papermill.output_path == 'results/notebooks/x.ipynb'
 
+def test_portable_paths_names_the_shared_folder_relative_to_the_repository(tmp_path):
+    "A message naming the data folder beside the repository (../shared) keeps that name, relative, not the machine's path."
+    from ikm_nb.reproduce import portable_paths
+    root = tmp_path / 'repo'
+    nb = nbformat.v4.new_notebook()
+    c = nbformat.v4.new_code_cell('find()')
+    c.outputs = [nbformat.v4.new_output('stream', name='stdout', text=f'not found (looked in data/U, {tmp_path}/shared/data/U)\n')]
+    nb.cells = [c]
+    p = tmp_path / 'x.ipynb'; nbformat.write(nb, str(p))
+    assert portable_paths(p, root, 'nbs/x.ipynb', 'results/notebooks/x.ipynb') == 1
+    assert nbformat.read(str(p), as_version=4).cells[0].outputs[0].text == 'not found (looked in data/U, ../shared/data/U)\n'
+
 def test_reproduce_only_replaces_its_rows_of_the_summary(tmp_path, monkeypatch):
     """`ikm reproduce --only NAME` keeps the other notebooks' rows of `reproduce_{profile}.csv` (a subset rerun must not erase the
     record of the full run) and writes when and at which commit each notebook ran."""
