@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .ikm import IKMConv2d, IKM_MODES, ikm_layers, set_ikm_mode, ConcatAttention
+from .ikm import IKMConv2d, IKM_MODES, ikm_layers, set_ikm_mode, ConcatAttention, whole_image_mean
 
 # %% auto #0
 __all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory',
@@ -49,7 +49,7 @@ class CA(nn.Module):
         self.excite = nn.Conv2d(channels // reduction, channels, 1)
 
     def forward(self, x):  # (B, c, H, W)
-        s = x.mean((2, 3), keepdim=True)                    # (B, c, 1, 1)
+        s = whole_image_mean(x)                             # (B, c, 1, 1): x.mean((2, 3)) or tiled inference's
         return x * torch.sigmoid(self.excite(F.relu(self.squeeze(s))))
 
 class SA(nn.Module):

@@ -57,10 +57,11 @@ def cmd_eval(a):
     if a.out and Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a folder: give the CSV file's path")
     if a.out and Path(a.out).exists() and not a.force: raise FileExistsError(f"{a.out} exists: pass --force to overwrite it")
     model, path = _load_model(a.weights, a.scale, default_device(a.device))
-    df = evaluate(model, a.sets, a.scale, a.convention, a.tile, a.overlap, a.save_images, a.out)
-    print(f"{path} (x{a.scale}, convention {a.convention!r}{f', tiles of {a.tile}' if a.tile else ''})")
+    df = evaluate(model, a.sets, a.scale, a.convention, a.tile, a.overlap, a.save_images, a.out, exact=a.exact_tiles)
+    tiles = f", {'exact ' if a.exact_tiles else ''}tiles of {a.tile}" if a.tile else ''
+    print(f"{path} (x{a.scale}, convention {a.convention!r}{tiles})")
     summary = summarize(df)
-    if a.tile:   # what tiling costs: IKM's attention is global, so tiles change the result
+    if a.tile:   # what tiling costs: IKM's attention is global, so plain tiles change the result (exact tiles: rounding)
         whole = summarize(evaluate(model, a.sets, a.scale, a.convention))
         summary['psnr_whole'] = whole.psnr.values; summary['tiling_cost_db'] = whole.psnr.values - summary.psnr.values
     print(summary.to_string(index=False, float_format=lambda v: f'{v:.4f}'))
@@ -78,7 +79,7 @@ def cmd_upscale(a):
     check_tiling(a.tile, a.overlap)
     img = load_image(a.input)
     model, path = _load_model(a.weights, a.scale, default_device(a.device))
-    sr = upscale(model, img, a.tile, a.overlap)
+    sr = upscale(model, img, a.tile, a.overlap, a.exact_tiles)
     save_image(sr, out, overwrite=a.force)   # without --force, a file that appeared meanwhile is not replaced
     print(f"{a.input} ({img.shape[2]}x{img.shape[1]}) -> {out} ({sr.shape[2]}x{sr.shape[1]}), x{a.scale} with {path}")
 
@@ -115,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument('--sets', nargs='+', default=['Set5', 'Set14', 'BSD100'])
     e.add_argument('--convention', default='matlab', choices=['matlab', 'paper'])
     e.add_argument('--tile', type=int, default=None); e.add_argument('--overlap', type=int, default=16)
+    e.add_argument('--exact-tiles', action='store_true', help="tiles that see the whole image's IKM statistics (same output)")
     e.add_argument('--save-images', default=None); e.add_argument('--out', default=None, help='per-image CSV')
     e.add_argument('--force', action='store_true', help='overwrite the --out CSV if it exists')
     e.add_argument('--device', default=None)
@@ -123,7 +125,9 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument('input'); u.add_argument('output')
     u.add_argument('--scale', type=int, default=2, choices=[2, 3, 4])
     u.add_argument('--weights', default=None, help='checkpoint or weights file (default: the shipped weights for --scale)')
-    u.add_argument('--tile', type=int, default=None); u.add_argument('--overlap', type=int, default=16)
+    u.add_argument('--tile', type=int, default=None, help='LR pixels per tile (default: whole image, exact tiles if it would not fit)')
+    u.add_argument('--overlap', type=int, default=16)
+    u.add_argument('--exact-tiles', action='store_true', help="tiles that see the whole image's IKM statistics (same output)")
     u.add_argument('--force', action='store_true', help='overwrite the output if it exists')
     u.add_argument('--device', default=None)
     u.set_defaults(fn=cmd_upscale)

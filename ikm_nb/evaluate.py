@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_evaluate.ipynb #c002
 from __future__ import annotations
-import time
+import time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
@@ -13,10 +13,11 @@ from tqdm.auto import tqdm
 from .utils import atomic_path, default_device
 from .data import benchmark_pairs, find_benchmark, save_image, to_rgb, check_scale
 from .metrics import psnr_ssim, to_uint8
+from .ikm import whole_image_pooling, _bins, _bin_means
 
 # %% auto #0
-__all__ = ['MIN_TILE', 'check_tiling', 'inference_bytes', 'available_bytes', 'check_memory', 'upscale', 'evaluate',
-           'evaluate_set', 'summarize']
+__all__ = ['MIN_TILE', 'check_tiling', 'inference_bytes', 'available_bytes', 'check_memory', 'auto_tile', 'upscale',
+           'TiledPooling', 'receptive_radius', 'count_poolings', 'evaluate', 'evaluate_set', 'summarize']
 
 # %% ../nbs/21_evaluate.ipynb #c005
 def _sr(model: nn.Module, lr: torch.Tensor) -> torch.Tensor:
@@ -32,18 +33,22 @@ def check_tiling(tile, overlap):
     if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
         raise ValueError(f"overlap={overlap!r}: the context around a tile is a whole number of LR pixels, 0 or more")
 
-def _sr_tiled(model, lr, scale: int, tile: int, overlap: int):
-    "Upscale (1, 3, h, w) tile by tile: each tile with `overlap` LR pixels of context, only its centre kept."
-    _, c, h, w = lr.shape
-    out = lr.new_zeros(1, c, h * scale, w * scale)
+def _tile_windows(h: int, w: int, tile: int, overlap: int):
+    "Each tile of an h x w image: its interior (y, y_end, x, x_end) and the window it is computed in, with `overlap` of context."
     for y in range(0, h, tile):
         for x in range(0, w, tile):
-            y0, x0 = max(y - overlap, 0), max(x - overlap, 0)
-            y1, x1 = min(y + tile + overlap, h), min(x + tile + overlap, w)
-            sr = _sr(model, lr[..., y0:y1, x0:x1])
-            ty, tx = min(tile, h - y), min(tile, w - x)
-            oy, ox = (y - y0) * scale, (x - x0) * scale
-            out[..., y * scale:(y + ty) * scale, x * scale:(x + tx) * scale] = sr[..., oy:oy + ty * scale, ox:ox + tx * scale]
+            y_, x_ = min(y + tile, h), min(x + tile, w)
+            yield (y, y_, x, x_), (max(y - overlap, 0), min(y_ + overlap, h), max(x - overlap, 0), min(x_ + overlap, w))
+
+def _sr_tiled(model, lr, scale: int, tile: int, overlap: int, before_tile=None, bar=None):
+    "Upscale (1, 3, h, w) tile by tile: each tile with `overlap` LR pixels of context, only its centre kept."
+    _, c, h, w = lr.shape
+    out, s = lr.new_zeros(1, c, h * scale, w * scale), scale
+    for (y, y_, x, x_), (y0, y1, x0, x1) in _tile_windows(h, w, tile, overlap):
+        if before_tile is not None: before_tile((y, y_, x, x_), (y0, y1, x0, x1))
+        sr = _sr(model, lr[..., y0:y1, x0:x1])
+        out[..., y * s:y_ * s, x * s:x_ * s] = sr[..., (y - y0) * s:(y_ - y0) * s, (x - x0) * s:(x_ - x0) * s]
+        if bar is not None: bar.update()
     return out
 
 def inference_bytes(model: nn.Module, h: int, w: int) -> int | None:
@@ -75,34 +80,129 @@ def check_memory(model: nn.Module, h: int, w: int, tile: int | None, overlap: in
     need, dev = inference_bytes(model, th, tw), next(model.parameters()).device
     free = available_bytes(dev) if need else None
     if need and free and need > free:
-        hint = (f"pass a tile size (e.g. tile={max(MIN_TILE, int(tile or min(h, w)) // 2)}): each tile is then upscaled on "
-                "its own, and IKM's attention, computed per tile, makes the result differ slightly from the whole image's "
-                "(`ikm eval --tile` measures by how much)") if tile is None or tile > MIN_TILE else "use a device with more memory"
+        hint = (f"pass a smaller tile (e.g. tile={max(MIN_TILE, int(tile or min(h, w)) // 2)})" if tile is None or tile > MIN_TILE
+                else "use a device with more memory")
         raise MemoryError(f"upscaling {w}x{h}{f' in tiles of {tile}' if tile else ''} needs about {need / 2**30:.1f} GiB on {dev}, "
                           f"{free / 2**30:.1f} GiB are free: {hint}")
+
+def auto_tile(model: nn.Module, h: int, w: int) -> int | None:
+    """None if upscaling the whole h x w image fits in the memory free on the model's device (or the need is unknown); else the
+    largest tile (a multiple of `MIN_TILE`) whose exact tiling fits, with `receptive_radius` of context; MemoryError if none does."""
+    need, free = inference_bytes(model, h, w), available_bytes(next(model.parameters()).device)
+    if not need or not free or need <= free: return None
+    r = receptive_radius(model)
+    fits = [t for t in range(MIN_TILE, max(h, w) + MIN_TILE, MIN_TILE)
+            if inference_bytes(model, min(h, t + 2 * r), min(w, t + 2 * r)) <= free]
+    if fits: return fits[-1]
+    raise MemoryError(f"upscaling {w}x{h} needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB are free, and even exact tiles "
+                      f"of {MIN_TILE} LR pixels (with {r} of context) would not fit: use a device with more memory")
 
 @torch.no_grad()
 def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
             img: torch.Tensor, # uint8 (C, H, W), C = 1 or 3
-            tile: int | None = None, # process in tiles of this many LR pixels (None: the whole image)
-            overlap: int = 16, # LR pixels of context around each tile
+            tile: int | None = None, # process in tiles of this many LR pixels (None: the whole image, tiled exactly if it would not fit)
+            overlap: int = 16, # LR pixels of context around each tile (exact tiles: at least `receptive_radius(model)`)
+            exact: bool = False, # tiles given the whole image's pooled statistics: the whole image's output (K + 1 passes)
+            progress: bool | None = None, # a progress bar for exact tiling (None: where the output is a terminal or notebook)
            ) -> torch.Tensor: # uint8 (C, sH, sW)
     "Upscale one uint8 image with `model` (on the model's device)."
     if img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] not in (1, 3):
         raise ValueError(f"upscale wants a uint8 (C, H, W) image with 1 or 3 channels, got {img.dtype} {tuple(img.shape)}")
     check_tiling(tile, overlap)
-    check_memory(model, img.shape[1], img.shape[2], tile, overlap)
+    h, w = img.shape[1:]
+    if tile is None and (tile := auto_tile(model, h, w)) is not None:
+        exact = True
+        warnings.warn(f"upscaling the whole {w}x{h} image would not fit in the memory free: upscaling it in exact tiles of {tile} "
+                      "LR pixels instead (same output, several passes)", stacklevel=2)
+    if exact and tile is not None: overlap = max(overlap, receptive_radius(model))
+    check_memory(model, h, w, tile, overlap)
     scale = getattr(getattr(model, 'cfg', None), 'scale', None)
     dev = next(model.parameters()).device
     lr = to_rgb(img).to(dev).float().div_(255)[None]
     was_training = model.training; model.eval()
-    try: sr = _sr(model, lr) if tile is None else _sr_tiled(model, lr, scale, tile, overlap)
+    try:
+        if tile is None: sr = _sr(model, lr)
+        elif exact: sr = _sr_tiled_exact(model, lr, scale, tile, overlap, progress)
+        else: sr = _sr_tiled(model, lr, scale, tile, overlap)
     finally: model.train(was_training)
     sr = sr[0].cpu()
     if img.shape[0] == 1: sr = sr.mean(0, keepdim=True)
     return to_uint8(sr)
 
-# %% ../nbs/21_evaluate.ipynb #c008
+# %% ../nbs/21_evaluate.ipynb #c007
+class _Stop(Exception):
+    "Raised inside the model once a tile has added its share to the pooling being recorded: the rest of the forward is not needed."
+
+class TiledPooling:
+    """The whole image's poolings (CAG's bin means, CA's mean), computed tile by tile (see `whole_image_pooling`): those already
+    known are replayed in the order the model calls them; the next one adds the tile interior's bin sums, then stops the forward."""
+    def __init__(self, h: int, w: int): # the whole LR image's size
+        self.h, self.w, self.known, self.sums, self.k, self.calls, self.window = h, w, [], None, None, 0, None
+
+    def start(self, inner, window):
+        "Before a tile's forward: its interior and its window (y, y_end, x, x_end), in image pixels."
+        self.calls, self.inner, self.window = 0, inner, window
+
+    def __call__(self, m: torch.Tensor, k: tuple[int, ...]) -> torch.Tensor:
+        i, self.calls = self.calls, self.calls + 1
+        if i < len(self.known): return self.known[i].to(m.dtype)
+        (y, y_, x, x_), (y0, y1, x0, x1) = self.inner, self.window
+        if m.dim() != 4 or tuple(m.shape[2:]) != (y1 - y0, x1 - x0):
+            raise NotImplementedError(f"a whole-image pooling of a map of shape {tuple(m.shape)} in a tile of {y1 - y0}x{x1 - x0}: "
+                                      "exact tiling needs every pooled map at the input's resolution; use tile=None or exact=False")
+        if self.sums is None: self.sums, self.k = m.new_zeros(*m.shape[:2], *k, dtype=torch.float64), tuple(k)
+        for i, (a, b) in enumerate(_bins(self.h, k[0])):
+            for j, (c, d) in enumerate(_bins(self.w, k[1])):
+                r0, r1, c0, c1 = max(a, y), min(b, y_), max(c, x), min(d, x_)
+                if r0 < r1 and c0 < c1:
+                    self.sums[:, :, i, j] += m[:, :, r0 - y0:r1 - y0, c0 - x0:c1 - x0].sum((2, 3), dtype=torch.float64)
+        raise _Stop
+
+    def finish(self):
+        "After a pass over every tile: the recorded pooling's bin means become known."
+        sizes = [torch.tensor([b - a for a, b in _bins(n, kk)], dtype=torch.float64) for n, kk in zip((self.h, self.w), self.k)]
+        self.known.append((self.sums / (sizes[0][:, None] * sizes[1][None, :]).to(self.sums.device)).float())
+        self.sums = None
+
+def receptive_radius(model: nn.Module) -> int:
+    """An upper bound (input pixels) of how far any feature of `model` depends on its input: the sum of its convolutions' radii
+    dilation * (k - 1) / 2, as if every one lay on one path (in a dense unit the longest path does pass every layer). For networks
+    of stride-1 convolutions and pixel shuffles (convolutions after the shuffle are counted in input pixels: an over-estimate)."""
+    r = 0
+    for m in model.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            if m.transposed or any(s != 1 for s in m.stride):
+                raise NotImplementedError(f"{type(m).__name__} with stride {m.stride}: receptive_radius handles stride-1 convolutions")
+            r += max(-(-d * (k - 1) // 2) for d, k in zip(m.dilation, m.kernel_size))
+        elif isinstance(m, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.Upsample)):
+            raise NotImplementedError(f"{type(m).__name__}: receptive_radius handles convolutions and pixel shuffles only")
+    return r
+
+def count_poolings(model: nn.Module, lr: torch.Tensor) -> int:
+    "How many whole-image poolings one forward of `model` on (a corner of) `lr` calls."
+    n = [0]
+    def pool(m, k): n[0] += 1; return _bin_means(m, tuple(k))
+    with whole_image_pooling(pool): model(lr[..., :min(lr.shape[2], 2 * MIN_TILE), :min(lr.shape[3], 2 * MIN_TILE)])
+    return n[0]
+
+def _sr_tiled_exact(model, lr, scale: int, tile: int, overlap: int, progress: bool | None = None):
+    "Upscale (1, 3, h, w) in tiles that see the whole image's pooled statistics: equal to `_sr(model, lr)` up to float rounding."
+    _, _, h, w = lr.shape
+    overlap = max(overlap, receptive_radius(model))
+    windows, n, pool = list(_tile_windows(h, w, tile, overlap)), count_poolings(model, lr), TiledPooling(h, w)
+    with whole_image_pooling(pool), tqdm(total=(n + 1) * len(windows), desc=f'exact tiles ({n} poolings)', unit='tile',
+                                         disable=None if progress is None else not progress, leave=False) as bar:
+        for _ in range(n):
+            for inner, (y0, y1, x0, x1) in windows:
+                pool.start(inner, (y0, y1, x0, x1))
+                try: model(lr[..., y0:y1, x0:x1])
+                except _Stop: pass
+                else: raise RuntimeError("the model called fewer whole-image poolings on a tile than on the whole image")
+                bar.update()
+            pool.finish()
+        return _sr_tiled(model, lr, scale, tile, overlap, before_tile=pool.start, bar=bar)
+
+# %% ../nbs/21_evaluate.ipynb #c012
 def _sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
@@ -130,6 +230,7 @@ def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
              save_dir=None, # write the SR images as PNG to save_dir/<set>/x<scale>/<name>.png
              csv=None, # write the per-image table to this CSV file (atomically)
              progress: bool = True,
+             exact: bool = False, # exact tiles (see `upscale`): the whole image's output
             ) -> pd.DataFrame: # one row per image: set, image, scale, psnr, ssim, seconds, height, width
     "Per-image PSNR / SSIM / time of `model` on benchmark sets."
     model_scale = getattr(getattr(model, 'cfg', None), 'scale', None)
@@ -145,7 +246,7 @@ def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
         files = find_benchmark(name).files
         for stem, lr, hr in tqdm(benchmark_pairs(name, scale), total=len(files), desc=f'{name} x{scale}', disable=not progress, leave=False):
             _sync(dev); t0 = time.perf_counter()
-            sr = upscale(model, lr, tile, overlap)
+            sr = upscale(model, lr, tile, overlap, exact, progress=False)
             _sync(dev); secs = time.perf_counter() - t0
             p, s = psnr_ssim(sr, hr, scale, convention)
             rows.append(dict(set=str(name), image=stem, scale=scale, convention=convention, tile=tile or 0, psnr=p, ssim=s,

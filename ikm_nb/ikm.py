@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_ikm.ipynb #c002
 from __future__ import annotations
-import contextlib, math
+import contextlib, contextvars, math
 from typing import Callable, Literal, Union
 import torch
 import torch.nn as nn
@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['Threshold', 'IKM_IMPLS', 'BATCH_CONVS', 'IKM_MODES', 'ikm_options', 'modulate', 'ikm_conv', 'IKMOptions', 'ikm_impl',
-           'cag', 'IKMConv1d', 'IKMConv2d', 'ConcatAttention', 'ikm_convert', 'ikm_layers', 'set_ikm_mode',
-           'set_ikm_impl']
+           'cag', 'whole_image_pooling', 'whole_image_mean', 'IKMConv1d', 'IKMConv2d', 'ConcatAttention', 'ikm_convert',
+           'ikm_layers', 'set_ikm_mode', 'set_ikm_impl']
 
 # %% ../nbs/01_ikm.ipynb #c006
 Threshold = Union[float, Literal['mean', 'median']]
@@ -189,7 +189,32 @@ def cag(x: torch.Tensor, # feature map, (B, C, L) or (B, C, H, W)
     k = (kernel_size,) * nd if isinstance(kernel_size, int) else tuple(kernel_size)
     if len(k) != nd: raise ValueError(f"kernel_size {kernel_size} does not match a {nd}-D feature map")
     with torch.no_grad():
+        if _WHOLE_IMAGE_POOL.get() is not None: return _cag_replayed(x, k, t, _WHOLE_IMAGE_POOL.get())
         return (_cag_fast if _resolve_impl(impl) == 'fast' else _cag_reference)(x, k, t)
+
+_WHOLE_IMAGE_POOL = contextvars.ContextVar('ikm_whole_image_pool', default=None)
+
+@contextlib.contextmanager
+def whole_image_pooling(pool: Callable, # pool(m, k): the bin means (B, C, *k) of the map m (B, C, *spatial) over the k-grid
+                       ):
+    """Within the block, every pooling over the whole image that this library's layers do (CAG's k-grid bin means, `CA`'s mean)
+    is `pool(m, k)`. Tiled inference uses it to give each tile the whole image's statistics (`ikm_nb.evaluate`)."""
+    token = _WHOLE_IMAGE_POOL.set(pool)
+    try: yield
+    finally: _WHOLE_IMAGE_POOL.reset(token)
+
+def whole_image_mean(x: torch.Tensor) -> torch.Tensor: # (B, C, *spatial) -> (B, C, 1, ..)
+    "The mean of each (image, channel) over the spatial axes, or `pool(x, (1, ..))` within `whole_image_pooling`."
+    pool, ones = _WHOLE_IMAGE_POOL.get(), (1,) * (x.dim() - 2)
+    return x.mean(tuple(range(2, x.dim())), keepdim=True) if pool is None else pool(x, ones)
+
+def _cag_replayed(x, k, t, pool):
+    "CAG with the bin means from `pool` (see `whole_image_pooling`)."
+    if isinstance(t, str):
+        raise ValueError(f"the CAG threshold {t!r} is a statistic of the whole map: whole-image pooling (tiled inference) "
+                         "needs a numeric threshold")
+    m = (x >= float(t)).to(torch.float32)                                                   # Eq. 10
+    return _proportion(pool(m, k).float()).to(x.dtype if x.is_floating_point() else torch.float32)
 
 # %% ../nbs/01_ikm.ipynb #c024
 def _loop_conv(x, w_hat, stride, padding, dilation, groups):

@@ -137,18 +137,46 @@ def test_a_fresh_run_begins_its_own_log(tmp_path):
     assert 'resumed at step 2' in (d / 'train.log').read_text() and 'started' in (d / 'train.log').read_text()
 
 # ---------------------------------------------------------------- memory
-def test_an_upscale_that_would_not_fit_is_refused_before_work(tiny_weights, monkeypatch):
+def test_an_upscale_that_would_not_fit_is_tiled_exactly(tiny_weights, monkeypatch):
+    "Not enough memory for the whole image: exact tiles, with a warning, and the whole image's output (up to rounding)."
     import ikm_nb.evaluate as E
     m = model_from_checkpoint(tiny_weights)
     img = load_image(SRC)
+    whole = upscale(m, img)
     need = E.inference_bytes(m, img.shape[1], img.shape[2])
-    monkeypatch.setattr(E, 'available_bytes', lambda dev: need // 2)
+    monkeypatch.setattr(E, 'available_bytes', lambda dev: need // 3)
+    tiles = []
+    monkeypatch.setattr(E, '_tile_windows', lambda *a, f=E._tile_windows: tiles.append(a) or f(*a))
+    with pytest.warns(UserWarning, match='exact tiles of'): tiled = upscale(m, img)
+    h, w = img.shape[1:]
+    tile, overlap = tiles[0][2:]
+    assert tile < min(h, w) - 2 * overlap and overlap == E.receptive_radius(m)     # tiles smaller than the image, full context
+    assert E.inference_bytes(m, tile + 2 * overlap, tile + 2 * overlap) <= need // 3
+    diff = (tiled.int() - whole.int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3                      # float rounding at the quantisation step
+    plain = upscale(m, img, tile=tile, overlap=overlap)                                # the same tiles without the whole image's statistics
+    assert (plain.int() - whole.int()).abs().sum() > 10 * diff.sum()
+
+def test_an_upscale_that_would_not_fit_even_in_tiles_is_refused_before_work(tiny_weights, monkeypatch):
+    import ikm_nb.evaluate as E
+    m = model_from_checkpoint(tiny_weights)
+    img = load_image(SRC)
+    monkeypatch.setattr(E, 'available_bytes', lambda dev: 10**6)
     calls = []
     monkeypatch.setattr(E, '_sr', lambda *a: calls.append(1))
-    with pytest.raises(MemoryError, match=r'needs about .* GiB on cpu.*pass a tile size'): upscale(m, img)
+    with pytest.raises(MemoryError, match=r'even exact tiles of 8 LR pixels .* use a device with more memory'): upscale(m, img)
+    with pytest.raises(MemoryError, match=r'in tiles of 64 needs about .* GiB'): upscale(m, img, tile=64)
     assert calls == []
-    monkeypatch.setattr(E, 'available_bytes', lambda dev: need * 2)
-    monkeypatch.undo(); assert upscale(m, img, tile=64).shape[1] == 2 * img.shape[1]
+
+def test_exact_tiles_from_the_command_line(tiny_weights, tmp_path):
+    "`ikm upscale --tile N --exact-tiles` writes the whole image's output; plain `--tile N` does not."
+    outs = {}
+    for name, extra in [('whole', []), ('exact', ['--tile', 64, '--exact-tiles']), ('plain', ['--tile', 64])]:
+        code, err = run_cli('upscale', SRC, tmp_path / f'{name}.png', '--weights', tiny_weights, *extra)
+        assert code == 0, err
+        outs[name] = load_image(tmp_path / f'{name}.png').int()
+    assert (outs['exact'] - outs['whole']).abs().max() <= 1
+    assert (outs['plain'] - outs['whole']).abs().sum() > 10 * (outs['exact'] - outs['whole']).abs().sum()
 
 @pytest.mark.parametrize('scale', [2, 4])
 def test_the_memory_estimate_bounds_the_measured_peak(scale):
