@@ -251,7 +251,7 @@ class _UnitKernels(torch.autograd.Function):
 
 _KERNEL_INDEX: dict = {}
 
-def unit_kernels(ws: list[torch.Tensor], # the d layers' kernels, (g_i, C + sum_{j<i} g_j, k, k): `DenseUnit.layers[i].conv.weight`
+def unit_kernels(ws: list[torch.Tensor], # the d layers' kernels (g_i, C + sum_{j<i} g_j, k, k), `DenseUnit.layers[i].conv.weight`
                  C: int, # the unit's input channels
                  c: float = 1.0, # multiplies the growth slices (IKM: the constant attention of a nonnegative map)
                  s: float = 1.0, # multiplies the growth slices' gradient in the backward (see `IKMConv2d.nonnegative_scales`)
@@ -378,46 +378,8 @@ class UHDNConfig:
         self._validate()
 
     def _validate(self):
-        def need(ok, msg):
-            if not ok: raise ValueError(msg)
-        need(self.arch == 'uhdn', f"this is a config of architecture {self.arch!r}; UHDNConfig builds 'uhdn'")
-        need(self.scale in SCALES, f"unsupported scale {self.scale!r}: use one of {SCALES}")
-        for f in ('n_blocks', 'n_units', 'channels', 'growth', 'kernel_size', 'dilation', 'attention_reduction'):
-            v = getattr(self, f)
-            need(_is_int(v) and v >= 1, f"{f} must be a positive integer, got {v!r}")
-        for f in ('ikm', 'u_residual'):
-            need(isinstance(getattr(self, f), bool), f"{f} must be True or False, got {getattr(self, f)!r}")
-        need(self.block in BLOCKS, f"unknown block {self.block!r}: use one of {BLOCKS}")
-        need(len(self.depths) == self.n_units,
-             f"depths has {len(self.depths)} entries but n_units = {self.n_units}: give one depth per unit")
-        need(all(_is_int(d) and d >= 1 for d in self.depths), f"depths must be positive integers, got {self.depths}")
-        if self.block == 'uhdb' and self.u_residual:
-            need(self.n_units % 2 == 0, f"U-style residual learning needs an even n_units, got {self.n_units}")
-        if self.block == 'rb':
-            need(all(d == 2 for d in self.depths), f"an RB has 2 convs: block='rb' needs depths of 2, got {self.depths}")
-        need(self.mode in IKM_MODES, f"unknown IKM mode {self.mode!r}: use one of {IKM_MODES}")
-        need(isinstance(self.t, float) or self.t in ('mean', 'median'), f"t must be a number, 'mean' or 'median', got {self.t!r}")
-        need(self.iso_reduction in ('mean', 'sum'), f"iso_reduction must be 'mean' or 'sum', got {self.iso_reduction!r}")
-        need(self.kernel_size % 2 == 1, f"kernel_size must be odd (the size is kept), got {self.kernel_size}")
-        need(self.attention in ATTENTIONS, f"unknown attention {self.attention!r}: use one of {ATTENTIONS}")
-        if self.attention != 'none':
-            c = self.channels if self.block == 'rb' else self.growth
-            need(c % self.attention_reduction == 0,
-                 f"attention on {c} channels needs them divisible by attention_reduction = {self.attention_reduction}")
-        if self.upsampler_groups is None:
-            need(self.channels % 4 == 0, f"channels = {self.channels} is not divisible by 4, as the grouped upsampler "
-                 "(groups = C/4) needs; choose channels or set upsampler_groups")
-        else:
-            g = self.upsampler_groups
-            need(_is_int(g) and g >= 1 and self.channels % g == 0,
-                 f"upsampler_groups = {g!r} must be a positive divisor of channels = {self.channels}")
-        if self.depth_clamp is not None:
-            need(len(self.depth_clamp) == 2 and 1 <= self.depth_clamp[0] <= self.depth_clamp[1],
-                 f"depth_clamp must be (lo, hi) with 1 <= lo <= hi, or None; got {self.depth_clamp}")
-        for f in ('rgb_mean', 'rgb_std'):
-            v = getattr(self, f)
-            need(v is None or len(v) == 3, f"{f} must be 3 numbers (RGB) or None, got {v}")
-        need(self.rgb_std is None or all(s > 0 for s in self.rgb_std), f"rgb_std must be positive, got {self.rgb_std}")
+        "A clear error for a value out of its range, or for settings that cannot be built together (below)."
+        _check_values(self); _check_combination(self)
 
     # derived values
     @property
@@ -462,6 +424,55 @@ class UHDNConfig:
         "The model of this config."
         return UHDN(self)
 
+def _need(ok: bool, msg: str):
+    if not ok: raise ValueError(msg)
+
+def _check_values(c: UHDNConfig):
+    "Each field on its own: its type and range."
+    need = _need
+    need(c.arch == 'uhdn', f"this is a config of architecture {c.arch!r}; UHDNConfig builds 'uhdn'")
+    need(c.scale in SCALES, f"unsupported scale {c.scale!r}: use one of {SCALES}")
+    for f in ('n_blocks', 'n_units', 'channels', 'growth', 'kernel_size', 'dilation', 'attention_reduction'):
+        v = getattr(c, f)
+        need(_is_int(v) and v >= 1, f"{f} must be a positive integer, got {v!r}")
+    for f in ('ikm', 'u_residual'):
+        need(isinstance(getattr(c, f), bool), f"{f} must be True or False, got {getattr(c, f)!r}")
+    need(c.block in BLOCKS, f"unknown block {c.block!r}: use one of {BLOCKS}")
+    need(len(c.depths) == c.n_units,
+         f"depths has {len(c.depths)} entries but n_units = {c.n_units}: give one depth per unit")
+    need(all(_is_int(d) and d >= 1 for d in c.depths), f"depths must be positive integers, got {c.depths}")
+    need(c.mode in IKM_MODES, f"unknown IKM mode {c.mode!r}: use one of {IKM_MODES}")
+    need(isinstance(c.t, float) or c.t in ('mean', 'median'), f"t must be a number, 'mean' or 'median', got {c.t!r}")
+    need(c.iso_reduction in ('mean', 'sum'), f"iso_reduction must be 'mean' or 'sum', got {c.iso_reduction!r}")
+    need(c.kernel_size % 2 == 1, f"kernel_size must be odd (the size is kept), got {c.kernel_size}")
+    need(c.attention in ATTENTIONS, f"unknown attention {c.attention!r}: use one of {ATTENTIONS}")
+
+def _check_combination(c: UHDNConfig):
+    "Settings that must agree: U-style residuals and M, an RB's depth, channels for attention and for the grouped upsampler, ..."
+    need = _need
+    if c.block == 'uhdb' and c.u_residual:
+        need(c.n_units % 2 == 0, f"U-style residual learning needs an even n_units, got {c.n_units}")
+    if c.block == 'rb':
+        need(all(d == 2 for d in c.depths), f"an RB has 2 convs: block='rb' needs depths of 2, got {c.depths}")
+    if c.attention != 'none':
+        n = c.channels if c.block == 'rb' else c.growth
+        need(n % c.attention_reduction == 0,
+             f"attention on {n} channels needs them divisible by attention_reduction = {c.attention_reduction}")
+    if c.upsampler_groups is None:
+        need(c.channels % 4 == 0, f"channels = {c.channels} is not divisible by 4, as the grouped upsampler "
+             "(groups = C/4) needs; choose channels or set upsampler_groups")
+    else:
+        g = c.upsampler_groups
+        need(_is_int(g) and g >= 1 and c.channels % g == 0,
+             f"upsampler_groups = {g!r} must be a positive divisor of channels = {c.channels}")
+    if c.depth_clamp is not None:
+        need(len(c.depth_clamp) == 2 and 1 <= c.depth_clamp[0] <= c.depth_clamp[1],
+             f"depth_clamp must be (lo, hi) with 1 <= lo <= hi, or None; got {c.depth_clamp}")
+    for f in ('rgb_mean', 'rgb_std'):
+        v = getattr(c, f)
+        need(v is None or len(v) == 3, f"{f} must be 3 numbers (RGB) or None, got {v}")
+    need(c.rgb_std is None or all(s > 0 for s in c.rgb_std), f"rgb_std must be positive, got {c.rgb_std}")
+
 # %% ../nbs/02_arch.ipynb #c034
 def make_block(cfg: UHDNConfig) -> nn.Module:
     "One block of the body of `cfg`: a U-HDB (or DB), an RDB or a group of `n_units` RBs."
@@ -472,7 +483,7 @@ def make_block(cfg: UHDNConfig) -> nn.Module:
     return nn.Sequential(*[ResBlock(cfg.channels, **kw) for _ in range(cfg.n_units)])
 
 class UHDN(nn.Module):
-    "U-HDN (Fig. 4) and the Table III backbones: conv_first -> body -> conv_after_body (+ global residual) -> upsample -> conv_last."
+    "U-HDN (Fig. 4), Table III's backbones: conv_first -> body -> conv_after_body (+ global residual) -> upsample -> conv_last."
     def __init__(self, cfg: UHDNConfig | None = None, # the configuration; None: the defaults (U-HDN+IKM, x2)
                  **overrides): # UHDNConfig fields to change, e.g. scale=3, ikm=False
         super().__init__()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_ikm.ipynb #c002
 from __future__ import annotations
-import contextlib, contextvars, math
+import contextlib, math
 from typing import Callable, Literal, Union
 import torch
 import torch.nn as nn
@@ -189,24 +189,25 @@ def cag(x: torch.Tensor, # feature map, (B, C, L) or (B, C, H, W)
     k = (kernel_size,) * nd if isinstance(kernel_size, int) else tuple(kernel_size)
     if len(k) != nd: raise ValueError(f"kernel_size {kernel_size} does not match a {nd}-D feature map")
     with torch.no_grad():
-        if _WHOLE_IMAGE_POOL.get() is not None: return _cag_replayed(x, k, t, _WHOLE_IMAGE_POOL.get())
+        if _whole_image_pool is not None: return _cag_replayed(x, k, t, _whole_image_pool)
         return (_cag_fast if _resolve_impl(impl) == 'fast' else _cag_reference)(x, k, t)
 
-_WHOLE_IMAGE_POOL = contextvars.ContextVar('ikm_whole_image_pool', default=None)
+_whole_image_pool: Callable | None = None   # set by `whole_image_pooling` (a global, not a ContextVar: torch.compile traces it)
 
 @contextlib.contextmanager
 def whole_image_pooling(pool: Callable, # pool(m, k): the bin means (B, C, *k) of the map m (B, C, *spatial) over the k-grid
                        ):
     """Within the block, every pooling over the whole image that this library's layers do (CAG's k-grid bin means, `CA`'s mean)
     is `pool(m, k)`. Tiled inference uses it to give each tile the whole image's statistics (`ikm_nb.evaluate`)."""
-    token = _WHOLE_IMAGE_POOL.set(pool)
+    global _whole_image_pool
+    old, _whole_image_pool = _whole_image_pool, pool
     try: yield
-    finally: _WHOLE_IMAGE_POOL.reset(token)
+    finally: _whole_image_pool = old
 
 def whole_image_mean(x: torch.Tensor) -> torch.Tensor: # (B, C, *spatial) -> (B, C, 1, ..)
     "The mean of each (image, channel) over the spatial axes, or `pool(x, (1, ..))` within `whole_image_pooling`."
-    pool, ones = _WHOLE_IMAGE_POOL.get(), (1,) * (x.dim() - 2)
-    return x.mean(tuple(range(2, x.dim())), keepdim=True) if pool is None else pool(x, ones)
+    if _whole_image_pool is None: return x.mean(tuple(range(2, x.dim())), keepdim=True)
+    return _whole_image_pool(x, (1,) * (x.dim() - 2))
 
 def _cag_replayed(x, k, t, pool):
     "CAG with the bin means from `pool` (see `whole_image_pooling`)."
@@ -401,37 +402,6 @@ class _IKMConvNd:
             y = _AuthorsIsOConv.apply(x, w, a, *args, red, self.iso_replicas)
         return y.view(x.shape[0], -1, *y.shape[2:])   # a view made outside the Function: in-place ops on it are allowed
 
-    @property
-    def constant_on_nonnegative(self) -> bool:
-        "Whether the attention of a map with no negative value is a constant: a numeric threshold t <= 0 (every pixel passes)."
-        return not isinstance(self.t, str) and self.t <= 0
-
-    def nonnegative_scales(self, batch: int, # the batch size of the convolution's input (per process under DDP)
-                           dtype: torch.dtype = torch.float32, # the kernel's dtype (c is computed in it, as the CAG would)
-                          ) -> tuple[float, float]: # (c, s)
-        """The two numbers of `nonnegative_conv`: the forward convolves by c * w (c: Eq. 11 on an all-pass map, 1.5 at every
-        tap); the backward takes s times the gradient of that kernel c * w as w's gradient: 'iso' 1 / (batch * replicas)
-        ('mean') or 1 ('sum'), the shared-kernel gradient not multiplied by c; 'exact' and 'go' c (they differentiate c * w)."""
-        if not self.constant_on_nonnegative:
-            raise ValueError(f"nonnegative_conv needs a numeric threshold t <= 0 (so every pixel passes), got t = {self.t!r}")
-        if self.groups != 1: raise ValueError("nonnegative_conv supports groups = 1 only")
-        c = _attention_of_ones(self.kernel_size, dtype)                  # Eq. 11 on an all-pass map, the same at every tap
-        if self.mode != 'iso': return c, c
-        return c, (1.0 if self.iso_reduction == 'sum' else 1.0 / (batch * self.iso_replicas))
-
-    def nonnegative_conv(self, x: torch.Tensor, # (B, c_in', *spatial), no negative value (e.g. after a ReLU)
-                         weight: torch.Tensor | None = None, # (c_out', c_in', *k); None: the layer's own
-                        ) -> torch.Tensor: # (B, c_out', *spatial_out), without the bias
-        """`modulated_conv` of a map with no negative value when `constant_on_nonnegative`: every pixel passes the threshold,
-        so the attention is the same constant c (1.5 at each tap) for every image and channel, and the IKM convolution is one
-        plain convolution by c * w. Each mode's weight gradient is kept (`nonnegative_scales`): 'exact' / 'go' differentiate
-        c * w (c times the shared-kernel gradient); 'iso' takes the shared-kernel gradient itself, divided by the batch ('mean')."""
-        w = self.weight if weight is None else weight
-        c, s = self.nonnegative_scales(x.shape[0], w.dtype)
-        w_hat = _ConstModulation.apply(w, c, s) if torch.is_grad_enabled() and w.requires_grad else w * c
-        x, padding = self._explicit_padding(x)
-        return _convnd(x.dim() - 2)(x, w_hat, None, self.stride, padding, self.dilation, 1)
-
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}" + (f", impl={self.impl!r}" if self.impl else '')
 
@@ -441,9 +411,43 @@ class IKMConv1d(_IKMConvNd, nn.Conv1d):
 class IKMConv2d(_IKMConvNd, nn.Conv2d):
     "Drop-in `nn.Conv2d` with image-specific kernel modulation (IKM) and the IsO weight gradient (keywords: `_IKMConvNd`)."
 
-# %% ../nbs/01_ikm.ipynb #c034
+# %% ../nbs/01_ikm.ipynb #c032
+def _constant_on_nonnegative(self: _IKMConvNd) -> bool:
+    "Whether the attention of a map with no negative value is a constant: a numeric threshold t <= 0 (every pixel passes)."
+    return not isinstance(self.t, str) and self.t <= 0
+
+def _nonnegative_scales(self: _IKMConvNd, batch: int, # the batch size of the convolution's input (per process under DDP)
+                        dtype: torch.dtype = torch.float32, # the kernel's dtype (c is computed in it, as the CAG would)
+                       ) -> tuple[float, float]: # (c, s)
+    """The two numbers of `nonnegative_conv`: the forward convolves by c * w (c: Eq. 11 on an all-pass map, 1.5 at every
+    tap); the backward takes s times the gradient of that kernel c * w as w's gradient: 'iso' 1 / (batch * replicas)
+    ('mean') or 1 ('sum'), the shared-kernel gradient not multiplied by c; 'exact' and 'go' c (they differentiate c * w)."""
+    if not self.constant_on_nonnegative:
+        raise ValueError(f"nonnegative_conv needs a numeric threshold t <= 0 (so every pixel passes), got t = {self.t!r}")
+    if self.groups != 1: raise ValueError("nonnegative_conv supports groups = 1 only")
+    c = _attention_of_ones(self.kernel_size, dtype)                  # Eq. 11 on an all-pass map, the same at every tap
+    if self.mode != 'iso': return c, c
+    return c, (1.0 if self.iso_reduction == 'sum' else 1.0 / (batch * self.iso_replicas))
+
+def _nonnegative_conv(self: _IKMConvNd, x: torch.Tensor, # (B, c_in', *spatial), no negative value (e.g. after a ReLU)
+                      weight: torch.Tensor | None = None, # (c_out', c_in', *k); None: the layer's own
+                     ) -> torch.Tensor: # (B, c_out', *spatial_out), without the bias
+    """`modulated_conv` of a map with no negative value when `constant_on_nonnegative`: every pixel passes the threshold,
+    so the attention is the same constant c (1.5 at each tap) for every image and channel, and the IKM convolution is one
+    plain convolution by c * w. Each mode's weight gradient is kept (`nonnegative_scales`): 'exact' / 'go' differentiate
+    c * w (c times the shared-kernel gradient); 'iso' takes the shared-kernel gradient itself, divided by the batch ('mean')."""
+    w = self.weight if weight is None else weight
+    c, s = self.nonnegative_scales(x.shape[0], w.dtype)
+    w_hat = _ConstModulation.apply(w, c, s) if torch.is_grad_enabled() and w.requires_grad else w * c
+    x, padding = self._explicit_padding(x)
+    return _convnd(x.dim() - 2)(x, w_hat, None, self.stride, padding, self.dilation, 1)
+
+_IKMConvNd.constant_on_nonnegative = property(_constant_on_nonnegative)
+_IKMConvNd.nonnegative_scales, _IKMConvNd.nonnegative_conv = _nonnegative_scales, _nonnegative_conv
+
+# %% ../nbs/01_ikm.ipynb #c035
 class ConcatAttention:
-    "The CAG of a growing channel concatenation `cat(parts, 1)`, each part's attention computed once (per kernel size and threshold)."
+    "The CAG of a growing channel concatenation `cat(parts, 1)`, each part's attention computed once per kernel size and t."
     def __init__(self, *parts: torch.Tensor): self.parts, self._done = list(parts), {}
     def append(self, part: torch.Tensor): self.parts.append(part)
     def __call__(self, layer: nn.Module) -> torch.Tensor | None:
@@ -453,7 +457,7 @@ class ConcatAttention:
         for p in self.parts[len(done):]: done.append(layer.attention(p))
         return done[0] if len(done) == 1 else torch.cat(done, 1)
 
-# %% ../nbs/01_ikm.ipynb #c037
+# %% ../nbs/01_ikm.ipynb #c038
 def _is_target(m: nn.Module, kernel_sizes) -> bool:
     return (type(m) in (nn.Conv1d, nn.Conv2d) and not m.transposed
             and all(k in kernel_sizes for k in m.kernel_size))

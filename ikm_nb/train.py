@@ -40,8 +40,14 @@ class TrainConfig:
     ikm: bool | None = None            # IKM in the dense units' 3x3 convs
     mode: str | None = None            # IKM mode: 'iso' | 'exact' | 'go' | 'off'
     t: float | str | None = None       # CAG threshold
+    iso_reduction: str | None = None   # IsO weight gradient: 'mean' over the batch (the authors) or 'sum' (Eq. 15)
+    block: str | None = None           # body block: 'uhdb' | 'rdb' | 'rb' (Table III)
+    u_residual: bool | None = None     # U-style residual learning (Eq. 19); False: units chained (Table V)
+    kernel_size: int | None = None     # K of the body's convs (Table IV)
+    dilation: int | None = None        # D of the body's convs (Table IV)
+    attention: str | None = None       # 'none' | 'ca' | 'sa' after every conv of the body (Table III)
     # data
-    train_set: str = 'DF2K'            # a set name (see ikm_nb.data.find_train_set), a folder, or 'auto' (DF2K, else 291, else T91)
+    train_set: str = 'DF2K'            # a set name (ikm_nb.data.find_train_set), a folder, or 'auto' (DF2K, else 291, else T91)
     patch: int = 48                    # LR patch side
     batch: int = 16                    # global batch (split over DDP ranks)
     workers: int = 0                   # DataLoader workers per rank
@@ -55,7 +61,7 @@ class TrainConfig:
     amp: str = 'off'                   # 'off' | 'bf16' (autocast, GPU)
     cuda_graph: bool = True            # CUDA, one process: capture the model's forward + backward once, replay it each step
     cudnn_benchmark: bool = False      # CUDA: let cuDNN time its algorithms once for the fixed patch size (no effect on an H100)
-    channels_last: bool | None = None  # model and batches in channels-last memory; None: on the CPU (1.2x faster there), not on CUDA
+    channels_last: bool | None = None  # model and batches channels-last; None: on the CPU (1.2x faster there), not on CUDA
     seed: int = 0
     # validation, logging, checkpoints
     val_set: str | None = 'Set5'       # PSNR on this set every val_every steps (None: never)
@@ -73,7 +79,8 @@ class TrainConfig:
         if self.amp not in ('off', 'bf16'): raise ValueError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if self.loss not in ('l1', 'l2'): raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
         if self.optimizer not in ('adam', 'sgd'): raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        if self.batch < 1 or self.steps < 0 or self.patch < 4: raise ValueError("batch >= 1, steps >= 0 and patch >= 4 are required")
+        if self.batch < 1 or self.steps < 0 or self.patch < 4:
+            raise ValueError("batch >= 1, steps >= 0 and patch >= 4 are required")
 
     def to_dict(self) -> dict: return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
     @classmethod
@@ -142,7 +149,8 @@ def step_loader(ds: StepBatches, start: int, stop: int, workers: int = 0):
                                        persistent_workers=False, pin_memory=torch.cuda.is_available())
 
 # %% ../nbs/22_train.ipynb #c013
-MODEL_FIELDS = ('scale', 'n_blocks', 'n_units', 'depths', 'channels', 'growth', 'ikm', 'mode', 't')
+MODEL_FIELDS = ('scale', 'n_blocks', 'n_units', 'depths', 'channels', 'growth', 'ikm', 'mode', 't', 'iso_reduction', 'block',
+                'u_residual', 'kernel_size', 'dilation', 'attention')
 
 def model_config(cfg: TrainConfig):
     "The `UHDNConfig` of a training configuration."
@@ -154,7 +162,8 @@ def build_model(cfg: TrainConfig) -> UHDN:
     return model_config(cfg).build()
 
 def training_patches(cfg: TrainConfig, progress: bool = True, images: ImageSet | None = None) -> SRPatches:
-    "The training patches of `cfg` (of `images`, the set `cfg.train_set` resolved to, if given); an HDF5 cache of the decoded images is built on first use."
+    """The training patches of `cfg` (of `images`, the set `cfg.train_set` resolved to, if given); an HDF5 cache of the decoded
+    images is built on first use."""
     return SRPatches(images or cfg.train_set, cfg.scale, cfg.patch, augment=True, lr_mode='fly', cache=True, seed=cfg.seed,
                      progress=progress)
 
@@ -177,25 +186,32 @@ def run_name(cfg: TrainConfig, model_config: dict) -> str:
     ikm = mc.get('ikm', False) and mc.get('mode', 'iso') != 'off'
     shape = f"N{mc.get('n_blocks', '?')}M{mc.get('n_units', '?')}C{mc.get('channels', '?')}"
     steps = f"{cfg.steps // 1000}k" if cfg.steps >= 1000 and cfg.steps % 1000 == 0 else str(cfg.steps)
-    return f"{cfg.arch}{'-ikm' if ikm else ''}_x{cfg.scale}_{shape}_{mc.get('mode', 'iso') if ikm else 'vanilla'}_{cfg.train_set}_{steps}-steps"
+    shown_if_set = ('iso_reduction', 'block', 'u_residual', 'kernel_size', 'dilation', 'attention')   # (not shown otherwise)
+    extra = ''.join(f"_{k}-{getattr(cfg, k)}" for k in shown_if_set if getattr(cfg, k) is not None)
+    return (f"{cfg.arch}{'-ikm' if ikm else ''}_x{cfg.scale}_{shape}_{mc.get('mode', 'iso') if ikm else 'vanilla'}{extra}"
+            f"_{cfg.train_set}_{steps}-steps")
 
 # settings a resumed run may change: how it runs, not what it learns or how its best checkpoint is chosen (val_set, convention)
-_RESUME_SAFE = {'cuda_graph', 'cudnn_benchmark', 'steps', 'val_every', 'ckpt_every', 'log_every', 'workers', 'device', 'out_dir', 'run_name'}
+_RESUME_SAFE = {'cuda_graph', 'cudnn_benchmark', 'steps', 'val_every', 'ckpt_every', 'log_every', 'workers', 'device', 'out_dir',
+                'run_name'}
 
 def _check_data(saved: dict | None, record: dict, cfg: TrainConfig, path):
     "Resuming (or reusing a finished run) on other training images than the checkpoint's would mix two runs: refuse, naming both."
     if saved == record: return
-    had = (f"was trained on {saved.get('train_set')} ({saved.get('images')} images, fingerprint {saved.get('fingerprint')})" if saved
-           else "holds no record of its training images (written before checkpoints kept one)")
-    raise CheckpointError(f"{path} {had}, but train_set={cfg.train_set!r} now resolves to {record['train_set']} ({record['images']} "
-                          f"images, fingerprint {record['fingerprint']}): choose another run_name, or delete that run to train afresh")
+    had = (f"was trained on {saved.get('train_set')} ({saved.get('images')} images, fingerprint {saved.get('fingerprint')})"
+           if saved else "holds no record of its training images (written before checkpoints kept one)")
+    raise CheckpointError(f"{path} {had}, but train_set={cfg.train_set!r} now resolves to {record['train_set']} "
+                          f"({record['images']} images, fingerprint {record['fingerprint']}): choose another run_name, or delete "
+                          "that run to train afresh")
 
 def _check_resume(saved: dict | None, cfg: TrainConfig, path):
     "Resuming with other hyperparameters would not continue the same run: refuse, naming them."
     if not saved: return
     diffs = [k for k, v in cfg.to_dict().items() if k not in _RESUME_SAFE and saved.get(k) != v]
-    if diffs: raise CheckpointError(f"{path} belongs to a run with other settings ({', '.join(f'{k}={saved.get(k)!r}' for k in diffs)}); "
-                                    "choose another run_name, or delete that run to start afresh")
+    if not diffs: return
+    other = ', '.join(f'{k}={saved.get(k)!r}' for k in diffs)
+    raise CheckpointError(f"{path} belongs to a run with other settings ({other}); choose another run_name, or delete that run "
+                          "to start afresh")
 
 class _MetricsLog:
     "metrics.csv, appended row by row; on resume the rows after the resumed step are dropped."
@@ -267,6 +283,64 @@ def _move_aside(run_dir: Path):
         dest = aside / p.relative_to(run_dir); dest.parent.mkdir(parents=True, exist_ok=True); os.replace(p, dest)
     print(f"resume=False: the earlier run's files were moved to {display_path(aside)}", file=sys.stderr)
 
+def _optimizer(cfg: TrainConfig, model: nn.Module):
+    "The run's optimizer (Adam, or plain SGD) and its step schedule (the rate times lr_gamma every lr_step updates)."
+    opt = (torch.optim.Adam if cfg.optimizer == 'adam' else torch.optim.SGD)(model.parameters(), lr=cfg.lr)
+    return opt, torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
+
+def _clear_run_dir(run_dir: Path, resume: bool):
+    "A fresh run starts in an empty folder (the old files moved aside); a run killed mid-write leaves a temporary file, removed."
+    if not resume: _move_aside(run_dir)
+    for tmp in (run_dir / 'checkpoints').glob('.*.tmp'): tmp.unlink(missing_ok=True)   # (never a half-written .pt)
+
+def _resume_from(path: Path, model, opt, sched, mconf: dict, cfg: TrainConfig, record: dict, device) -> tuple[int, float | None]:
+    "Load the checkpoint at `path` into the model, optimizer, scheduler and RNGs, once it is shown to continue this run."
+    st = load_checkpoint(path, map_location=device)
+    check_compatible(st, mconf, path)
+    _check_resume(st.get('train_config'), cfg, path)
+    _check_data(st.get('data'), record, cfg, path)
+    model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
+    set_rng_state(st['rng'])
+    return st['step'], st.get('best_psnr')
+
+def _finite_loss(loss: torch.Tensor, step: int, cfg: TrainConfig) -> float:
+    "The loss as a number (a wait for the GPU); a clear error once it is not finite."
+    v = loss.item()
+    if not math.isfinite(v):
+        raise FloatingPointError(f"the loss became {v} by step {step} (it is read every log_every = {cfg.log_every} "
+                                 f"updates): lower the learning rate or use amp='off'; no checkpoint of it was written")
+    return v
+
+def _out_of_time(t0: float, max_seconds: float | None, world: int, device) -> bool:
+    "Whether the time budget is spent; under DDP, on any rank (every rank then stops at the same step)."
+    out = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+    if world > 1 and max_seconds is not None:
+        flag = torch.tensor([float(out)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX); out = bool(flag.item())
+    return out
+
+def _amp(cfg: TrainConfig, device, graphed: bool):
+    "The autocast context of the training steps: bf16 on CUDA when asked (a captured graph must not use autocast's weight cache)."
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == 'bf16' and device.type == 'cuda',
+                          cache_enabled=not graphed)
+
+def _run_files(run_dir: Path, cfg: TrainConfig, mconf: dict, world: int, device, layout, start: int):
+    "The run's config.json (what ran, and where) and metrics.csv (kept up to the resumed step): (run_info, metrics)."
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_info = dict(train=cfg.to_dict(), model=mconf, world_size=world, device=str(device), torch=torch.__version__,
+                    memory_format='channels_last' if layout == torch.channels_last else 'contiguous')
+    atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
+    return run_info, _MetricsLog(run_dir / 'metrics.csv', start)
+
+def _update(net, opt, sched, loss_fn, amp, batch, device, layout) -> torch.Tensor:
+    "One training update on a batch of uint8 (LR, HR) patches; returns the loss unread (reading it waits for the GPU)."
+    lr_img, hr_img = (b.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255 for b in batch)
+    with amp: sr = net(lr_img)
+    loss = loss_fn(sr.float(), hr_img)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step(); sched.step()
+    return loss
+
 def train(cfg: TrainConfig, # every setting (see `profile_config`)
           resume: bool = True, # continue from the run's latest checkpoint when there is one
           progress: bool = True, # show a progress bar
@@ -276,40 +350,27 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     "Train a model with `cfg`; everything it produces goes to `results/runs/<run_name>/`."
     from ikm_nb.evaluate import evaluate_set
     rank, world, device = setup_distributed(cfg.device)
+    main = rank == 0
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)           # the same initial weights on every rank
     layout = torch.channels_last if resolve_channels_last(cfg, device) else torch.preserve_format
     model = build_model(cfg).to(device, memory_format=layout)
     for m in ikm_layers(model): m.iso_replicas = world
     mconf = model_config_dict(model)
-    opt = (torch.optim.Adam if cfg.optimizer == 'adam' else torch.optim.SGD)(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
+    opt, sched = _optimizer(cfg, model)
     run_dir = (repo_root() / cfg.out_dir if not Path(cfg.out_dir).is_absolute() else Path(cfg.out_dir)) / run_name(cfg, mconf)
     ckpt_dir = run_dir / 'checkpoints'
-    images = find_train_set(cfg.train_set)   # resolved once: a missing set stops here; what it resolved to goes in every checkpoint
+    images = find_train_set(cfg.train_set)   # resolved once (a missing set stops here), recorded in every checkpoint
     record = data_record(images)
-    with _run_lock(run_dir, rank == 0):   # one process per run folder; the OS drops the lock if the process dies
+    with _run_lock(run_dir, main):   # one process per run folder; the OS drops the lock if the process dies
+        if main: _clear_run_dir(run_dir, resume)
         start, best = 0, None
-        if rank == 0 and not resume: _move_aside(run_dir)   # a fresh run starts in an empty folder; nothing is lost
-        if rank == 0 and ckpt_dir.is_dir():   # a run killed while writing a checkpoint leaves its temporary file (never a half-written .pt)
-            for tmp in ckpt_dir.glob('.*.tmp'): tmp.unlink(missing_ok=True)
         if resume and (ckpt_dir / 'latest.pt').exists():
-            st = load_checkpoint(ckpt_dir / 'latest.pt', map_location=device)
-            check_compatible(st, mconf, ckpt_dir / 'latest.pt')
-            _check_resume(st.get('train_config'), cfg, ckpt_dir / 'latest.pt')
-            _check_data(st.get('data'), record, cfg, ckpt_dir / 'latest.pt')
-            model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
-            start, best = st['step'], st.get('best_psnr')
-            set_rng_state(st['rng'])
-        main = rank == 0
-        if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            run_info = dict(train=cfg.to_dict(), model=mconf, world_size=world, device=str(device), torch=torch.__version__,
-                            memory_format='channels_last' if layout == torch.channels_last else 'contiguous')
-            atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
-            metrics = _MetricsLog(run_dir / 'metrics.csv', start)
+            start, best = _resume_from(ckpt_dir / 'latest.pt', model, opt, sched, mconf, cfg, record, device)
+        if main: run_info, metrics = _run_files(run_dir, cfg, mconf, world, device, layout, start)
         log = _logger(run_dir / 'train.log', main, fresh=start == 0)
         log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None) if world > 1 else model
+        net = model if world == 1 else nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == 'cuda' else None)
         if world > 1 and rank != 0: dist.barrier()                   # rank 0 builds the data cache first
         patches = training_patches(cfg, progress=main and progress, images=images)
         if world > 1 and rank == 0: dist.barrier()
@@ -321,49 +382,39 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         loss_fn = F.l1_loss if cfg.loss == 'l1' else F.mse_loss
         graphed = cfg.cuda_graph and device.type == 'cuda' and world == 1
         if device.type == 'cuda': torch.backends.cudnn.benchmark = cfg.cudnn_benchmark   # (process-wide, as torch has it)
-        amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == 'bf16' and device.type == 'cuda',
-                             cache_enabled=not graphed)         # (a captured graph must not use autocast's weight cache)
+        amp = _amp(cfg, device, graphed)
         if graphed: net = graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log)
         bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), dynamic_ncols=True, desc=run_dir.name[:40])
         t0, loss_v, step = time.perf_counter(), float('nan'), start
         def checkpoint(name='latest'):
             if not main: return
             if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):   # one wait for the GPU
-                raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning rate or "
-                                         f"use amp='off'; no checkpoint of them was written")
+                raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning "
+                                         "rate or use amp='off'; no checkpoint of them was written")
             save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best, data=record)
         net.train()
-        for step, (lr_u8, hr_u8) in enumerate(step_loader(ds, start, stop, cfg.workers), start + 1):
-            lr_img = lr_u8.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255
-            hr_img = hr_u8.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255
-            with amp: sr = net(lr_img)
-            loss = loss_fn(sr.float(), hr_img)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step(); sched.step()
+        for step, batch in enumerate(step_loader(ds, start, stop, cfg.workers), start + 1):
+            loss = _update(net, opt, sched, loss_fn, amp, batch, device, layout)
             bar.update(1)
             validate = bool(cfg.val_set and cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps))
-            out_of_time = max_seconds is not None and time.perf_counter() - t0 > max_seconds
-            if world > 1 and max_seconds is not None:   # every rank stops at the same step
-                flag = torch.tensor([float(out_of_time)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX); out_of_time = bool(flag.item())
+            out_of_time = _out_of_time(t0, max_seconds, world, device)
             ckpt = (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop or out_of_time
             if step % cfg.log_every == 0 or validate or ckpt:   # the loss is read (a wait for the GPU) only here
-                loss_v = loss.item()
-                if not math.isfinite(loss_v):
-                    raise FloatingPointError(f"the loss became {loss_v} by step {step} (it is read every log_every = {cfg.log_every} "
-                                             f"updates): lower the learning rate or use amp='off'; no checkpoint of it was written")
+                loss_v = _finite_loss(loss, step, cfg)
                 bar.set_postfix(loss=f'{loss_v:.4f}', lr=f'{sched.get_last_lr()[0]:.1e}')
             psnr = None
             if validate:
                 if main:
-                    psnr = float(evaluate_set(model, cfg.val_set, cfg.scale, convention=cfg.convention, progress=False)['psnr'].mean())
+                    val = evaluate_set(model, cfg.val_set, cfg.scale, convention=cfg.convention, progress=False)
+                    psnr = float(val['psnr'].mean())
                     if best is None or psnr > best: best = psnr; checkpoint('best')
                     log.info(f"step {step}: {cfg.val_set} PSNR {psnr:.3f} dB (best {best:.3f})")
                 net.train()
             if main and (step % cfg.log_every == 0 or psnr is not None or step == stop or out_of_time):
                 el = time.perf_counter() - t0
-                metrics.add(step=step, loss=f'{loss_v:.6f}', lr=f'{sched.get_last_lr()[0]:.3e}', psnr='' if psnr is None else f'{psnr:.4f}',
-                            seconds=f'{el:.1f}', it_s=f'{(step - start) / max(el, 1e-9):.3f}')
+                metrics.add(step=step, loss=f'{loss_v:.6f}', lr=f'{sched.get_last_lr()[0]:.3e}',
+                            psnr='' if psnr is None else f'{psnr:.4f}', seconds=f'{el:.1f}',
+                            it_s=f'{(step - start) / max(el, 1e-9):.3f}')
                 log.info(f"step {step}: loss {loss_v:.5f}")
             if ckpt: checkpoint()
             if out_of_time:
