@@ -27,7 +27,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def model_config_dict(model: nn.Module) -> dict:
     "The architecture configuration of `model` as a plain dict (the `cfg` dataclass of ikm_nb models)."
     cfg = getattr(_unwrap(model), 'cfg', None)
-    if cfg is None: raise ValueError(f"{type(model).__name__} has no `config`: only ikm_nb models can be checkpointed with their architecture")
+    if cfg is None:
+        raise ValueError(f"{type(model).__name__} has no `config`: "
+                         "only ikm_nb models can be checkpointed with their architecture")
     return cfg.to_dict() if hasattr(cfg, 'to_dict') else dataclasses.asdict(cfg)
 
 def rng_state() -> dict:
@@ -56,14 +58,16 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"checkpoint {path} does not exist")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path} is empty (0 bytes), probably an interrupted copy or download: copy, download or train it again")
+        raise CheckpointError(f"{path} is empty (0 bytes), probably an interrupted copy or download: "
+                              "copy, download or train it again")
     try: state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         why = (str(e).splitlines() or [''])[0][:200]
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}{': ' + why if why else ''}); "
                               "it may be truncated or corrupt, or not a PyTorch file: re-download or re-train it") from None
     if not isinstance(state, dict) or 'model' not in state or 'model_config' not in state:
-        raise CheckpointError(f"{path} is a PyTorch file but not an ikm_nb checkpoint (no model weights with their configuration)")
+        raise CheckpointError(f"{path} is a PyTorch file but not an ikm_nb checkpoint "
+                              "(no model weights with their configuration)")
     return state
 
 def check_compatible(state: dict, model_config: dict, path='checkpoint'):
@@ -77,7 +81,8 @@ def check_compatible(state: dict, model_config: dict, path='checkpoint'):
 
 def save_weights(path, model, **meta):
     "Write the model's weights and architecture (no optimizer state) atomically, e.g. for shipping."
-    atomic_torch_save(dict(format=CKPT_FORMAT, model=_unwrap(model).state_dict(), model_config=model_config_dict(model), **meta), path)
+    atomic_torch_save(dict(format=CKPT_FORMAT, model=_unwrap(model).state_dict(), model_config=model_config_dict(model),
+                           **meta), path)
 
 # %% ../nbs/20_checkpoint.ipynb #c007
 MAX_PARAMS = 200_000_000   # a checkpoint whose configuration describes more parameters is refused before anything is built
@@ -94,7 +99,8 @@ def _check_bounds(cfg, path):
     width = cfg.channels + max(depths) * cfg.growth   # widest input of a dense unit's convolutions
     estimate = cfg.n_blocks * n_units * max(depths) * width * cfg.growth * k + 4 * cfg.channels * cfg.channels * k
     if over or estimate > MAX_PARAMS:
-        what = ', '.join(f"{k}={v!r} (1..{limits[k]})" for k, v in over.items()) or f"about {estimate:,} parameters (> {MAX_PARAMS:,})"
+        what = (', '.join(f"{k}={v!r} (1..{limits[k]})" for k, v in over.items())
+                or f"about {estimate:,} parameters (> {MAX_PARAMS:,})")
         raise CheckpointError(f"{path}: its model configuration is out of bounds ({what}); the file was edited or is not a model "
                               "of this library")
 
@@ -107,13 +113,15 @@ def model_from_checkpoint(path_or_state, # a checkpoint / weights file, or the d
     path = path_or_state if not isinstance(path_or_state, dict) else 'checkpoint'
     st = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state, map_location)
     try: cfg = UHDNConfig.from_dict(st['model_config'])
-    except (ValueError, TypeError) as e: raise CheckpointError(f"{path}: its model configuration is not one this version can build ({e})") from None
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: its model configuration is not one this version can build ({e})") from None
     if scale is not None and cfg.scale != scale:
         raise CheckpointError(f"{path} holds weights for x{cfg.scale}, not x{scale}: use weights trained for x{scale}")
     _check_bounds(cfg, path)   # before building: an absurd configuration would allocate gigabytes first
-    bad = [k for k, v in st['model'].items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad: raise CheckpointError(f"{path} holds non-finite weights (NaN or inf) in {len(bad)} tensor(s), e.g. {bad[0]}: the training "
-                                  "diverged or the file is corrupt; use an earlier checkpoint")
+    bad = [k for k, v in st['model'].items()
+           if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad: raise CheckpointError(f"{path} holds non-finite weights (NaN or inf) in {len(bad)} tensor(s), e.g. {bad[0]}: "
+                                  "the training diverged or the file is corrupt; use an earlier checkpoint")
     model = cfg.build()
     try: model.load_state_dict(st['model'])
     except RuntimeError as e:
@@ -124,11 +132,13 @@ def model_from_checkpoint(path_or_state, # a checkpoint / weights file, or the d
 # %% ../nbs/20_checkpoint.ipynb #c012
 def weights_dir() -> Path:
     "The folder of the shipped weights."
-    return Path(__file__).resolve().parent / 'weights' if '__file__' in globals() else Path(__import__('ikm_nb').__file__).parent / 'weights'
+    return (Path(__file__).resolve().parent / 'weights' if '__file__' in globals()
+            else Path(__import__('ikm_nb').__file__).parent / 'weights')
 
 def shipped_weights(scale: int) -> Path:
     "The shipped weights file for `scale`, with a clear error when it is not there."
     if scale not in (2, 3, 4): raise ValueError(f"scale must be 2, 3 or 4, got {scale}")
     p = weights_dir() / f'uhdn_x{scale}.pt'
-    if not p.is_file(): raise CheckpointError(f"no shipped weights for x{scale} ({p} is missing): pass --weights, or train some with `ikm train`")
+    if not p.is_file():
+        raise CheckpointError(f"no shipped weights for x{scale} ({p} is missing): pass --weights, or train some with `ikm train`")
     return p

@@ -18,7 +18,8 @@ def _train_flags(p: argparse.ArgumentParser):
     for f in dataclasses.fields(TrainConfig):
         flag, h = '--' + f.name.replace('_', '-'), str(hints[f.name])
         if f.name == 'depths': p.add_argument(flag, type=int, nargs='+', default=None)
-        elif 'bool' in h: p.add_argument(flag, type=lambda v: v.lower() in ('1', 'true', 'yes', 'on'), default=None, metavar='{true,false}')
+        elif 'bool' in h: p.add_argument(flag, type=lambda v: v.lower() in ('1', 'true', 'yes', 'on'), default=None,
+                                         metavar='{true,false}')
         elif f.name == 't': p.add_argument(flag, default=None, help="CAG threshold: a number, 'mean' or 'median'")
         elif 'int' in h and 'float' not in h: p.add_argument(flag, type=int, default=None)
         elif 'float' in h: p.add_argument(flag, type=float, default=None)
@@ -42,11 +43,13 @@ def cmd_train(a):
     res = train(cfg, resume=not a.no_resume, max_seconds=a.max_seconds)
     print(json.dumps(res, indent=1))
     if a.save_weights:
-        ck = Path(res['run_dir']) / 'checkpoints' / ('best.pt' if (Path(res['run_dir']) / 'checkpoints/best.pt').exists() else 'latest.pt')
+        ck = Path(res['run_dir']) / 'checkpoints' / ('best.pt' if (Path(res['run_dir']) / 'checkpoints/best.pt').exists()
+                                                     else 'latest.pt')
         st = load_checkpoint(ck)
         dev = res['device'] + (f" ({torch.cuda.get_device_name()})" if res['device'].startswith('cuda') else '')
-        budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr, seconds=round(res['seconds'], 1),
-                      device=dev, best_psnr=st.get('best_psnr'), val_set=cfg.val_set, arch=cfg.arch, mode=st['model_config'].get('mode'))
+        budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr,
+                      seconds=round(res['seconds'], 1), device=dev, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
+                      arch=cfg.arch, mode=st['model_config'].get('mode'))
         save_weights(a.save_weights, model_from_checkpoint(st), budget=budget)
         print(f"weights written to {a.save_weights}")
 
@@ -74,7 +77,8 @@ def cmd_upscale(a):
     out = Path(a.output)
     if out.is_dir(): raise ValueError(f"{out} is a folder: give the output image's file name (.png, .jpg or .jpeg)")
     if out.exists() and not a.force: raise FileExistsError(f"{out} exists: pass --force to overwrite it")
-    if out.suffix.lower() not in ('.png', '.jpg', '.jpeg'): raise ValueError(f"{out}: the output must be a .png, .jpg or .jpeg file")
+    if out.suffix.lower() not in ('.png', '.jpg', '.jpeg'):
+        raise ValueError(f"{out}: the output must be a .png, .jpg or .jpeg file")
     if not out.parent.is_dir(): raise ValueError(f"{out.parent} does not exist: create the output folder first")
     check_tiling(a.tile, a.overlap)
     img = load_image(a.input)
@@ -88,7 +92,8 @@ def cmd_complexity(a):
     from ikm_nb.arch import preset
     if a.preset:
         m = preset(a.preset, **({'scale': a.scale} if a.scale else {})).build()
-        print(f"{a.preset} x{m.cfg.scale}: {count_params(m):,} parameters, {count_macs(m) / 1e9:.2f} G Multi-Adds for a 480x360 output")
+        print(f"{a.preset} x{m.cfg.scale}: {count_params(m):,} parameters, "
+              f"{count_macs(m) / 1e9:.2f} G Multi-Adds for a 480x360 output")
     else:
         import pandas as pd
         with pd.option_context('display.width', 200, 'display.max_columns', 20, 'display.max_colwidth', 60):
@@ -101,12 +106,15 @@ def cmd_reproduce(a):
 
 def parser() -> argparse.ArgumentParser:
     "The `ikm` argument parser."
-    p = argparse.ArgumentParser(prog='ikm', description='IKM / U-HDN super-resolution: train, evaluate, upscale, reproduce the paper.')
+    p = argparse.ArgumentParser(prog='ikm',
+                                description='IKM / U-HDN super-resolution: train, evaluate, upscale, reproduce the paper.')
     sub = p.add_subparsers(dest='cmd', required=True)
     t = sub.add_parser('train', help='train a model (results/runs/<run_name>/)')
-    t.add_argument('--profile', default='paper', choices=['paper', 'gpu', 'cpu', 'smoke'], help='defaults the other flags override')
+    t.add_argument('--profile', default='paper', choices=['paper', 'gpu', 'cpu', 'smoke'],
+                   help='defaults the other flags override')
     _train_flags(t)
-    t.add_argument('--no-resume', action='store_true', help='start afresh: an existing run of that name is moved aside, not mixed in')
+    t.add_argument('--no-resume', action='store_true',
+                   help='start afresh: an existing run of that name is moved aside, not mixed in')
     t.add_argument('--max-seconds', type=float, default=None, help='stop after this much training time (resumable)')
     t.add_argument('--save-weights', default=None, help='also write the best (else latest) weights to this file')
     t.set_defaults(fn=cmd_train)
@@ -125,7 +133,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument('input'); u.add_argument('output')
     u.add_argument('--scale', type=int, default=2, choices=[2, 3, 4])
     u.add_argument('--weights', default=None, help='checkpoint or weights file (default: the shipped weights for --scale)')
-    u.add_argument('--tile', type=int, default=None, help='LR pixels per tile (default: whole image, exact tiles if it would not fit)')
+    u.add_argument('--tile', type=int, default=None,
+                   help='LR pixels per tile (default: whole image, exact tiles if it would not fit)')
     u.add_argument('--overlap', type=int, default=16)
     u.add_argument('--exact-tiles', action='store_true', help="tiles that see the whole image's IKM statistics (same output)")
     u.add_argument('--force', action='store_true', help='overwrite the output if it exists')

@@ -111,8 +111,10 @@ PAPER_COMPLEXITY = [  # (row, preset, overrides, source, #Params as printed, #FL
           (5, 1, '3436.7K', '3436.7K', '5x5 growth convs: +16/9 of their 1,150,848 weights = 3,436,867; paper 0.2K lower'),
           (5, 2, '3436.7K', '3436.7K', '5x5 growth convs: +16/9 of their 1,150,848 weights = 3,436,867; paper 0.2K lower')]
       for i, p in ((False, pv), (True, pi))],
-    ('no U-style, no hourglass', 'table5_dense', {}, 'Table V', '1380.3K', '60.0', 'equal depths [5]*6; no equal depths give the printed values'),
-    ('U-style, no hourglass', 'table5_u', {}, 'Table V', '1380.3K', '60.0', 'equal depths [5]*6; no equal depths give the printed values'),
+    ('no U-style, no hourglass', 'table5_dense', {}, 'Table V', '1380.3K', '60.0',
+     'equal depths [5]*6; no equal depths give the printed values'),
+    ('U-style, no hourglass', 'table5_u', {}, 'Table V', '1380.3K', '60.0',
+     'equal depths [5]*6; no equal depths give the printed values'),
     ('no U-style, hourglass', 'table5_hourglass', {}, 'Table V', '1390.9K', '60.3', ''),
     ('U-style, hourglass (U-HDN)', 'table5_uhdn', {}, 'Table V', '1390.9K', '60.3', ''),
     *[(f'{b.upper()} +{a.upper()}', f'table3_{b}_{a}', {}, 'Table III', p, f, '')

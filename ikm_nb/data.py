@@ -248,7 +248,8 @@ def find_benchmark(name: str,       # 'Set5', 'Set14', 'BSD100' (or 'B100'), 'Ur
     raise DataNotFoundError(f"benchmark set {name!r} not found (looked in {', '.join(map(display_path, looked))}); {hint}")
 
 def _find_train_part(name: str, roots, strict: bool) -> ImageSet | None:
-    "One training set of `TRAIN_SETS` or `TRAIN_SUBSETS`; None if absent; an incomplete copy raises (strict) or warns and gives None."
+    """One training set of `TRAIN_SETS` or `TRAIN_SUBSETS`; None if absent; an incomplete copy raises (strict) or warns and
+    gives None."""
     if name in TRAIN_SUBSETS:
         parent, side, n = TRAIN_SUBSETS[name]
         s = _find_train_part(parent, roots, strict)
@@ -412,7 +413,7 @@ class SRPatches(Dataset):
                  patch: int = 48,        # LR patch size; the HR patch is patch * scale
                  augment: bool = True,   # random horizontal flips and 90-degree rotations, the same for LR and HR
                  lr_mode: str = 'fly',   # 'fly': imresize of each HR patch; 'precomputed': crop of the whole-image LR
-                 cache=True,             # True: HDF5 cache in data/cache/<name>.h5; a folder: cache there; False: decode files every time
+                 cache=True,             # True: HDF5 cache in data/cache/<name>.h5; a folder: cache there; False: no cache
                  seed: int = 0,          # seed for integer indices (keys from `PatchSampler` carry their own)
                  length: int | None = None,  # len() for integer indexing (default: the number of usable images)
                  progress: bool = True,  # progress bar while building the cache
@@ -580,7 +581,8 @@ def benchmark_pairs(name: str,   # a benchmark set name or a folder (see `find_b
 
 # %% ../nbs/12_data.ipynb #c034
 def verify_manifest(manifest=None) -> int:
-    "Check every file listed in `data/MANIFEST.tsv` (size, sha256) and that no unlisted image lies beside them; returns the count."
+    """Check every file listed in `data/MANIFEST.tsv` (size, sha256) and that no unlisted image lies beside them; returns the
+    count."""
     manifest = Path(manifest or data_dir()/'MANIFEST.tsv')
     root = manifest.parent
     lines = manifest.read_text().splitlines()

@@ -146,7 +146,7 @@ def download(url: str,                # address (http or https)
              retries: int = 3,          # resume this many times after a dropped connection
              timeout: float = 60,       # seconds without data before giving up a connection
              chunk: int = 1 << 20,      # bytes per read
-             record: bool = True,       # with no checksum known: record this download's (False: the caller records it once verified)
+             record: bool = True,       # no checksum known: record this download's (False: the caller records it once verified)
             ) -> Path:
     "Download `url` to `dest`, resuming a partial download (HTTP Range) and verifying its sha256."
     dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
@@ -182,9 +182,10 @@ def download(url: str,                # address (http or https)
             part.unlink()
             forget = (f"; if the recorded checksum itself came from a bad first download, forget it with "
                       f"ikm_nb.download.forget_checksum({str(dest)!r})" if why and not sha256 else '')
-            raise ChecksumError(f"{url}: the download ({got:,} bytes, sha256 {digest}) does not match {why or 'the expected size'} "
-                                f"({f'{size:,} bytes, ' if size else ''}sha256 {expected}); the file was removed. Run again; if "
-                                f"it persists, the server's copy changed: check the source before trusting it{forget}") from None
+            raise ChecksumError(f"{url}: the download ({got:,} bytes, sha256 {digest}) does not match "
+                                f"{why or 'the expected size'} ({f'{size:,} bytes, ' if size else ''}sha256 {expected}); "
+                                "the file was removed. Run again; if it persists, the server's copy changed: check the source "
+                                f"before trusting it{forget}") from None
         os.replace(part, dest)
     if expected is None and record: _record(dest, digest)
     return dest
@@ -218,9 +219,11 @@ def _members(archive: Path, zf_or_tf) -> list:
     if isinstance(zf_or_tf, zipfile.ZipFile):
         for info in zf_or_tf.infolist():
             mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode): raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a symbolic link; refusing to unpack it")
+            if stat.S_ISLNK(mode):
+                raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a symbolic link; refusing to unpack it")
             if mode and stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a special file (device, FIFO, ...); refusing to unpack it")
+                raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a special file (device, FIFO, ...); "
+                                         "refusing to unpack it")
             out.append((_safe_name(info.filename, archive), info.is_dir(), info.file_size,
                         lambda i=info: zf_or_tf.open(i)))
     else:
@@ -229,7 +232,8 @@ def _members(archive: Path, zf_or_tf) -> list:
                 raise UnsafeArchiveError(f"{archive}: member {m.name!r} is a {'symbolic' if m.issym() else 'hard'} link "
                                          f"(to {m.linkname!r}); refusing to unpack it")
             if not (m.isfile() or m.isdir()):
-                raise UnsafeArchiveError(f"{archive}: member {m.name!r} is a special file (device, FIFO, ...); refusing to unpack it")
+                raise UnsafeArchiveError(f"{archive}: member {m.name!r} is a special file (device, FIFO, ...); "
+                                         "refusing to unpack it")
             out.append((_safe_name(m.name, archive), m.isdir(), m.size, lambda m=m: zf_or_tf.extractfile(m)))
     for p, is_dir, _, _ in out:
         if is_dir or p == PurePosixPath('.'): continue
@@ -243,7 +247,8 @@ def _open_archive(archive: Path):
         with zipfile.ZipFile(archive) as z: yield z
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive, 'r:*') as t: yield t
-    else: raise DownloadError(f"{archive} is neither a zip nor a tar archive (corrupt or incomplete?); delete it and download it again")
+    else: raise DownloadError(f"{archive} is neither a zip nor a tar archive (corrupt or incomplete?); "
+                              "delete it and download it again")
 
 def _n_images(d: Path) -> int:
     return sum(1 for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
@@ -285,7 +290,8 @@ def safe_extract(archive,                # a zip or tar (.tar, .tar.gz, ...) fil
         tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', suffix='.unpack', dir=dest.parent))
         try:
             root = tmp.resolve()
-            for p, is_dir, n, opener in tqdm(members, desc=f'unpacking {archive.name}', unit='file', disable=not progress, leave=False):
+            for p, is_dir, n, opener in tqdm(members, desc=f'unpacking {archive.name}', unit='file',
+                                             disable=not progress, leave=False):
                 target = tmp / p
                 if not target.resolve().is_relative_to(root):   # belt and braces: _safe_name already refused it
                     raise UnsafeArchiveError(f"{archive}: member {str(p)!r} would escape the target folder")

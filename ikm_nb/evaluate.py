@@ -29,7 +29,8 @@ MIN_TILE = 8   # LR pixels: smaller tiles are all border
 def check_tiling(tile, overlap):
     "A clear error for a tile size or overlap that cannot work (before any work is done)."
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE):
-        raise ValueError(f"tile={tile!r}: a tile is a whole number of at least {MIN_TILE} LR pixels (or None for the whole image)")
+        raise ValueError(f"tile={tile!r}: a tile is a whole number of at least {MIN_TILE} LR pixels "
+                         "(or None for the whole image)")
     if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
         raise ValueError(f"overlap={overlap!r}: the context around a tile is a whole number of LR pixels, 0 or more")
 
@@ -65,7 +66,8 @@ def inference_bytes(model: nn.Module, h: int, w: int) -> int | None:
     return int(1.5 * 4 * h * w * (lr_floats + hr_floats))
 
 def available_bytes(device: torch.device) -> int | None:
-    "Memory free for tensors on `device`: CUDA's free memory, or the operating system's available memory (Linux); None if unknown."
+    """Memory free for tensors on `device`: CUDA's free memory, or the operating system's available memory (Linux); None if
+    unknown."""
     if device.type == 'cuda': return torch.cuda.mem_get_info(device)[0]
     try:
         with open('/proc/meminfo') as f:
@@ -82,25 +84,27 @@ def check_memory(model: nn.Module, h: int, w: int, tile: int | None, overlap: in
     if need and free and need > free:
         hint = (f"pass a smaller tile (e.g. tile={max(MIN_TILE, int(tile or min(h, w)) // 2)})" if tile is None or tile > MIN_TILE
                 else "use a device with more memory")
-        raise MemoryError(f"upscaling {w}x{h}{f' in tiles of {tile}' if tile else ''} needs about {need / 2**30:.1f} GiB on {dev}, "
-                          f"{free / 2**30:.1f} GiB are free: {hint}")
+        raise MemoryError(f"upscaling {w}x{h}{f' in tiles of {tile}' if tile else ''} needs about {need / 2**30:.1f} GiB "
+                          f"on {dev}, {free / 2**30:.1f} GiB are free: {hint}")
 
 def auto_tile(model: nn.Module, h: int, w: int) -> int | None:
-    """None if upscaling the whole h x w image fits in the memory free on the model's device (or the need is unknown); else the
-    largest tile (a multiple of `MIN_TILE`) whose exact tiling fits, with `receptive_radius` of context; MemoryError if none does."""
+    """None if upscaling the whole h x w image fits in the memory free on the model's device (or the need is unknown); else
+    the largest tile (a multiple of `MIN_TILE`) whose exact tiling fits, with `receptive_radius` of context; MemoryError if
+    none does."""
     need, free = inference_bytes(model, h, w), available_bytes(next(model.parameters()).device)
     if not need or not free or need <= free: return None
     r = receptive_radius(model)
     fits = [t for t in range(MIN_TILE, max(h, w) + MIN_TILE, MIN_TILE)
             if inference_bytes(model, min(h, t + 2 * r), min(w, t + 2 * r)) <= free]
     if fits: return fits[-1]
-    raise MemoryError(f"upscaling {w}x{h} needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB are free, and even exact tiles "
-                      f"of {MIN_TILE} LR pixels (with {r} of context) would not fit: use a device with more memory")
+    raise MemoryError(f"upscaling {w}x{h} needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB are free, "
+                      f"and even exact tiles of {MIN_TILE} LR pixels (with {r} of context) would not fit: "
+                      "use a device with more memory")
 
 @torch.no_grad()
 def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
             img: torch.Tensor, # uint8 (C, H, W), C = 1 or 3
-            tile: int | None = None, # process in tiles of this many LR pixels (None: the whole image, tiled exactly if it would not fit)
+            tile: int | None = None, # tiles of this many LR pixels (None: the whole image, tiled exactly if it would not fit)
             overlap: int = 16, # LR pixels of context around each tile (exact tiles: at least `receptive_radius(model)`)
             exact: bool = False, # tiles given the whole image's pooled statistics: the whole image's output (K + 1 passes)
             progress: bool | None = None, # a progress bar for exact tiling (None: where the output is a terminal or notebook)
@@ -112,8 +116,8 @@ def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
     h, w = img.shape[1:]
     if tile is None and (tile := auto_tile(model, h, w)) is not None:
         exact = True
-        warnings.warn(f"upscaling the whole {w}x{h} image would not fit in the memory free: upscaling it in exact tiles of {tile} "
-                      "LR pixels instead (same output, several passes)", stacklevel=2)
+        warnings.warn(f"upscaling the whole {w}x{h} image would not fit in the memory free: "
+                      f"upscaling it in exact tiles of {tile} LR pixels instead (same output, several passes)", stacklevel=2)
     if exact and tile is not None: overlap = max(overlap, receptive_radius(model))
     check_memory(model, h, w, tile, overlap)
     scale = getattr(getattr(model, 'cfg', None), 'scale', None)
@@ -131,11 +135,13 @@ def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
 
 # %% ../nbs/21_evaluate.ipynb #c007
 class _Stop(Exception):
-    "Raised inside the model once a tile has added its share to the pooling being recorded: the rest of the forward is not needed."
+    """Raised inside the model once a tile has added its share to the pooling being recorded: the rest of the forward is not
+    needed."""
 
 class TiledPooling:
-    """The whole image's poolings (CAG's bin means, CA's mean), computed tile by tile (see `whole_image_pooling`): those already
-    known are replayed in the order the model calls them; the next one adds the tile interior's bin sums, then stops the forward."""
+    """The whole image's poolings (CAG's bin means, CA's mean), computed tile by tile (see `whole_image_pooling`): those
+    already known are replayed in the order the model calls them; the next one adds the tile interior's bin sums, then stops
+    the forward."""
     def __init__(self, h: int, w: int): # the whole LR image's size
         self.h, self.w, self.known, self.sums, self.k, self.calls, self.window = h, w, [], None, None, 0, None
 
@@ -148,8 +154,9 @@ class TiledPooling:
         if i < len(self.known): return self.known[i].to(m.dtype)
         (y, y_, x, x_), (y0, y1, x0, x1) = self.inner, self.window
         if m.dim() != 4 or tuple(m.shape[2:]) != (y1 - y0, x1 - x0):
-            raise NotImplementedError(f"a whole-image pooling of a map of shape {tuple(m.shape)} in a tile of {y1 - y0}x{x1 - x0}: "
-                                      "exact tiling needs every pooled map at the input's resolution; use tile=None or exact=False")
+            raise NotImplementedError(f"a whole-image pooling of a map of shape {tuple(m.shape)} in a tile of "
+                                      f"{y1 - y0}x{x1 - x0}: exact tiling needs every pooled map at the input's resolution; "
+                                      "use tile=None or exact=False")
         if self.sums is None: self.sums, self.k = m.new_zeros(*m.shape[:2], *k, dtype=torch.float64), tuple(k)
         for i, (a, b) in enumerate(_bins(self.h, k[0])):
             for j, (c, d) in enumerate(_bins(self.w, k[1])):
@@ -172,7 +179,8 @@ def receptive_radius(model: nn.Module) -> int:
     for m in model.modules():
         if isinstance(m, nn.modules.conv._ConvNd):
             if m.transposed or any(s != 1 for s in m.stride):
-                raise NotImplementedError(f"{type(m).__name__} with stride {m.stride}: receptive_radius handles stride-1 convolutions")
+                raise NotImplementedError(f"{type(m).__name__} with stride {m.stride}: "
+                                          "receptive_radius handles stride-1 convolutions")
             r += max(-(-d * (k - 1) // 2) for d, k in zip(m.dilation, m.kernel_size))
         elif isinstance(m, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.Upsample)):
             raise NotImplementedError(f"{type(m).__name__}: receptive_radius handles convolutions and pixel shuffles only")
@@ -218,7 +226,8 @@ def _check_evaluable(sets, scale: int):
             h, w = image_size(f)
             if min(h - h % scale, w - w % scale) < need:
                 problems.append(f"{f.name} of {name} is {w}x{h}: evaluating at x{scale} needs at least {need}x{need} pixels "
-                                f"after the mod-crop ({scale} shaved at each border, then SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window)")
+                                f"after the mod-crop ({scale} shaved at each border, "
+                                f"then SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window)")
     if problems: raise DataNotFoundError(f"nothing was evaluated: {'; '.join(problems)}")
 
 def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
@@ -236,7 +245,8 @@ def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
     model_scale = getattr(getattr(model, 'cfg', None), 'scale', None)
     scale = check_scale(scale or model_scale)
     if model_scale is not None and model_scale != scale:
-        raise ValueError(f"the model upscales x{model_scale}, not x{scale}: evaluate it at x{model_scale} or load x{scale} weights")
+        raise ValueError(f"the model upscales x{model_scale}, not x{scale}: "
+                         f"evaluate it at x{model_scale} or load x{scale} weights")
     sets = [sets] if isinstance(sets, str) else list(sets)
     check_tiling(tile, overlap)
     _check_evaluable(sets, scale)   # every set found and every image large enough, before any work
@@ -244,7 +254,8 @@ def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
     rows = []
     for name in sets:
         files = find_benchmark(name).files
-        for stem, lr, hr in tqdm(benchmark_pairs(name, scale), total=len(files), desc=f'{name} x{scale}', disable=not progress, leave=False):
+        for stem, lr, hr in tqdm(benchmark_pairs(name, scale), total=len(files), desc=f'{name} x{scale}',
+                                 disable=not progress, leave=False):
             _sync(dev); t0 = time.perf_counter()
             sr = upscale(model, lr, tile, overlap, exact, progress=False)
             _sync(dev); secs = time.perf_counter() - t0

@@ -103,7 +103,8 @@ def _run_one(name: str, nb: Path, profile: str, out_dir: Path, kernel: str | Non
             compact_streams(Path(tmp))
             rel = lambda p: str(p.relative_to(cwd)) if p.is_relative_to(cwd) else str(p)
             portable_paths(Path(tmp), cwd, rel(nb), rel(out))
-        return RunRecord(name, profile, 'ok', time.perf_counter() - t0, str(out.relative_to(cwd) if out.is_relative_to(cwd) else out))
+        return RunRecord(name, profile, 'ok', time.perf_counter() - t0,
+                         str(out.relative_to(cwd) if out.is_relative_to(cwd) else out))
     except KeyboardInterrupt: raise
     except BaseException as e:
         msg = str(e).strip().splitlines()
@@ -155,7 +156,8 @@ def experiment_output(name: str, # the notebook's name, e.g. 'fig09_threshold'
     measured with), and the output folder: `out_dir`, else `results/` (cpu, paper) or a temporary folder (smoke: CI)."""
     import tempfile, torch
     os.chdir(repo_root())   # results/ below is relative to it: run configs and printed paths hold no path of this machine
-    out = Path(out_dir) if out_dir else (Path(tempfile.gettempdir()) / 'ikm_nb_smoke' / name if profile == 'smoke' else Path('results'))
+    out = Path(out_dir) if out_dir else (Path(tempfile.gettempdir()) / 'ikm_nb_smoke' / name if profile == 'smoke'
+                                         else Path('results'))
     for sub in ('tables', 'figures'): (out / sub).mkdir(parents=True, exist_ok=True)
     if not torch.cuda.is_available(): torch.set_num_threads(min(2, os.cpu_count() or 1))
     return out

@@ -27,7 +27,8 @@ def display_path(path) -> str:
     except ValueError: return str(p)
 
 def shared_data_dir(required: bool = False) -> Path | None:
-    "The shared data folder (`$IKM_SHARED_DATA`, else `../shared/data`); None if absent. With `required` (or `CI=true`) absence raises."
+    """The shared data folder (`$IKM_SHARED_DATA`, else `../shared/data`); None if absent. With `required` (or `CI=true`)
+    absence raises."""
     env = os.environ.get('IKM_SHARED_DATA')
     cands = [Path(env)] if env else [repo_root().parent / 'shared' / 'data']
     for c in cands:
@@ -71,7 +72,8 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     "`device` if given, else CUDA when available, else the CPU."
     if device is not None:
         try: dev = torch.device(device)
-        except RuntimeError as e: raise ValueError(f"device {device!r} is not a device torch knows ({e}): use 'cpu' or 'cuda'") from None
+        except RuntimeError as e:
+            raise ValueError(f"device {device!r} is not a device torch knows ({e}): use 'cpu' or 'cuda'") from None
         if dev.type == 'cuda' and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} was asked for, but this PyTorch ({torch.__version__}) sees no CUDA GPU: "
                              "leave the device out (or pass 'cpu') to run on the CPU")

@@ -66,3 +66,9 @@ def test_readme_is_generated_from_results():
     import sys
     r = subprocess.run([sys.executable, 'scripts/make_readme.py', '--check'], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:] + r.stdout[-2000:]
+
+def test_library_lines_fit_on_a_screen():
+    "Every line of the exported library is at most 130 characters (the module docstring and nbdev's index excepted)."
+    long = [f"{p.name}:{i}: {len(l)}" for p in sorted((ROOT / 'ikm_nb').glob('*.py')) if p.name != '_modidx.py'
+            for i, l in enumerate(p.read_text().splitlines(), 1) if i > 1 and len(l) > 130]
+    assert not long, long
