@@ -153,11 +153,12 @@ def experiment_output(name: str, # the notebook's name, e.g. 'fig09_threshold'
                      ) -> Path: # where the notebook writes: tables/ and figures/ below it exist
     """The set-up every experiment notebook starts with: work in the repository root (relative paths mean the same from
     papermill, Jupyter or the command line), at most two CPU threads when there is no GPU (what the cpu profile's times are
-    measured with), and the output folder: `out_dir`, else `results/` (cpu, paper) or a temporary folder (smoke: CI)."""
+    measured with), and the output folder: `out_dir`, else `results/` (cpu, paper) or a new temporary folder (smoke: CI)."""
     import tempfile, torch
     os.chdir(repo_root())   # results/ below is relative to it: run configs and printed paths hold no path of this machine
-    out = Path(out_dir) if out_dir else (Path(tempfile.gettempdir()) / 'ikm_nb_smoke' / name if profile == 'smoke'
-                                         else Path('results'))
+    if out_dir: out = Path(out_dir)
+    elif profile == 'smoke': out = Path(tempfile.mkdtemp(prefix=f'ikm_nb_smoke_{name}_'))   # fresh: never resumes an older run
+    else: out = Path('results')
     for sub in ('tables', 'figures'): (out / sub).mkdir(parents=True, exist_ok=True)
     if not torch.cuda.is_available(): torch.set_num_threads(min(2, os.cpu_count() or 1))
     return out
