@@ -179,11 +179,11 @@ def test_table4_cpu_every_row_vanilla_and_ikm_with_three_seeds():
     from ikm_nb.train import profile_config, build_model
     t = pd.read_csv(R / 'tables' / 'table4_receptive_field_cpu.csv')
     assert len(t) == 30 and (t.set == 'Set14').all() and (t.steps == 150).all()
-    assert set(zip(t.kernel, t.dilation)) == {(3, 1), (3, 2), (3, 3), (5, 1), (5, 2)}
-    assert (t.field == t.kernel + (t.kernel - 1) * (t.dilation - 1)).all()
-    assert t.groupby(['kernel', 'dilation', 'ikm']).seed.apply(lambda s: sorted(s) == [0, 1, 2]).all()
+    assert set(zip(t.kernel_size, t.dilation)) == {(3, 1), (3, 2), (3, 3), (5, 1), (5, 2)}
+    assert (t.field == t.kernel_size + (t.kernel_size - 1) * (t.dilation - 1)).all()
+    assert t.groupby(['kernel_size', 'dilation', 'ikm']).seed.apply(lambda s: sorted(s) == [0, 1, 2]).all()
     for r in t.itertuples():
-        name = f"table4_cpu_x2_k{r.kernel}d{r.dilation}_{'ikm' if r.ikm else 'vanilla'}_s{r.seed}_b8p24_150-steps"
+        name = f"table4_cpu_x2_k{r.kernel_size}d{r.dilation}_{'ikm' if r.ikm else 'vanilla'}_s{r.seed}_b8p24_150-steps"
         assert pd.read_csv(R / 'runs' / name / 'metrics.csv').step.max() == 150
     w = {}
     for i in (False, True):
