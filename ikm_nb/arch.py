@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .ikm import IKMConv2d, IKM_MODES, ikm_layers, set_ikm_mode, ConcatAttention, whole_image_mean
+from .ikm import IKMConv2d, IKM_MODES, ISO_REDUCTIONS, ikm_layers, set_ikm_mode, ConcatAttention, whole_image_mean
 
 # %% auto #0
 __all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory',
@@ -443,7 +443,7 @@ def _check_values(c: UHDNConfig):
     need(all(_is_int(d) and d >= 1 for d in c.depths), f"depths must be positive integers, got {c.depths}")
     need(c.mode in IKM_MODES, f"unknown IKM mode {c.mode!r}: use one of {IKM_MODES}")
     need(isinstance(c.t, float) or c.t in ('mean', 'median'), f"t must be a number, 'mean' or 'median', got {c.t!r}")
-    need(c.iso_reduction in ('mean', 'sum'), f"iso_reduction must be 'mean' or 'sum', got {c.iso_reduction!r}")
+    need(c.iso_reduction in ISO_REDUCTIONS, f"iso_reduction must be one of {ISO_REDUCTIONS}, got {c.iso_reduction!r}")
     need(c.kernel_size % 2 == 1, f"kernel_size must be odd (the size is kept), got {c.kernel_size}")
     need(c.attention in ATTENTIONS, f"unknown attention {c.attention!r}: use one of {ATTENTIONS}")
 

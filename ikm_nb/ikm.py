@@ -11,9 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['Threshold', 'IKM_IMPLS', 'BATCH_CONVS', 'IKM_MODES', 'ikm_options', 'modulate', 'ikm_conv', 'IKMOptions', 'ikm_impl',
-           'cag', 'whole_image_pooling', 'whole_image_mean', 'IKMConv1d', 'IKMConv2d', 'ConcatAttention', 'ikm_convert',
-           'ikm_layers', 'set_ikm_mode', 'set_ikm_impl']
+__all__ = ['Threshold', 'IKM_IMPLS', 'BATCH_CONVS', 'IKM_MODES', 'ISO_REDUCTIONS', 'ikm_options', 'modulate', 'ikm_conv',
+           'IKMOptions', 'ikm_impl', 'cag', 'whole_image_pooling', 'whole_image_mean', 'IKMConv1d', 'IKMConv2d',
+           'ConcatAttention', 'ikm_convert', 'ikm_layers', 'set_ikm_mode', 'set_ikm_impl']
 
 # %% ../nbs/01_ikm.ipynb #c006
 Threshold = Union[float, Literal['mean', 'median']]
@@ -102,6 +102,7 @@ class _AuthorsIsOConv(torch.autograd.Function):
 IKM_IMPLS = ('fast', 'reference')
 BATCH_CONVS = ('auto', 'grouped', 'loop')
 IKM_MODES = ('iso', 'exact', 'go', 'off')
+ISO_REDUCTIONS = ('mean', 'sum')   # IsO's kernel gradient: the mean of the per-image ones (the authors) or their sum (Eq. 15)
 
 def _check_choice(v, choices, what: str, optional: bool = False):
     "`v` if it is one of `choices` (or None when `optional`), else a ValueError naming the choices."
@@ -323,7 +324,7 @@ class _IKMConvNd:
     "The IKM behaviour shared by `IKMConv1d` and `IKMConv2d`; mixed into the torch conv classes."
     mode = _Choice(IKM_MODES, 'IKM mode')
     impl = _Choice(IKM_IMPLS, 'IKM implementation', optional=True)   # None: follow `ikm_options.impl`
-    iso_reduction = _Choice(('mean', 'sum'), 'iso_reduction',
+    iso_reduction = _Choice(ISO_REDUCTIONS, 'iso_reduction',
                             message="iso_reduction must be 'mean' (the authors' training) or 'sum' (Eq. 15), got {v!r}")
     def __init__(self, *args, mode: str = 'iso', # 'iso' | 'exact' | 'go' | 'off'
                  t: Threshold = 0.0, # CAG threshold (Eq. 10), or 'mean' / 'median'
@@ -386,7 +387,7 @@ class _IKMConvNd:
         layer's own, or e.g. input-channel slices of several layers' kernels stacked along c_out (see `DenseUnit`, which takes
         the IsO sum here and divides the gradient of all its kernels at once)."""
         w = self.weight if weight is None else weight
-        red = self.iso_reduction if iso_reduction is None else _check_choice(iso_reduction, ('mean', 'sum'), 'iso_reduction')
+        red = self.iso_reduction if iso_reduction is None else _check_choice(iso_reduction, ISO_REDUCTIONS, 'iso_reduction')
         x, padding = self._explicit_padding(x)
         args = (self.stride, padding, self.dilation, self.groups)
         fast = self.active_impl == 'fast'
