@@ -341,6 +341,30 @@ def _update(net, opt, sched, loss_fn, amp, batch, device, layout) -> torch.Tenso
     opt.step(); sched.step()
     return loss
 
+def _step_batches(cfg: TrainConfig, images, record: dict, rank: int, world: int, progress: bool, run_dir: Path, run_info):
+    "The run's batches (rank 0 builds the image cache first); config.json gains how many images give a patch."
+    if world > 1 and rank != 0: dist.barrier()
+    patches = training_patches(cfg, progress=rank == 0 and progress, images=images)
+    if world > 1 and rank == 0: dist.barrier()
+    if rank == 0:
+        run_info['data'] = dict(record, usable=len(patches.index))
+        atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
+    return StepBatches(patches, cfg.batch, cfg.seed, rank, world)
+
+def _trained_net(model, cfg: TrainConfig, device, world: int, amp, log):
+    "What the updates call: the model, under DDP with several processes, or captured as CUDA graphs on one GPU."
+    if device.type == 'cuda': torch.backends.cudnn.benchmark = cfg.cudnn_benchmark   # (process-wide, as torch has it)
+    if world > 1: return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None)
+    if cfg.cuda_graph and device.type == 'cuda': return graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log)
+    return model
+
+def _save(path: Path, model, opt, sched, step: int, cfg: TrainConfig, best, record: dict, loss_v: float):
+    "A checkpoint of finite weights only (a clear error otherwise: nothing non-finite is ever written)."
+    if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):   # one wait for the GPU
+        raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning "
+                                 "rate or use amp='off'; no checkpoint of them was written")
+    save_checkpoint(path, model, opt, sched, step, cfg, best, data=record)
+
 def train(cfg: TrainConfig, # every setting (see `profile_config`)
           resume: bool = True, # continue from the run's latest checkpoint when there is one
           progress: bool = True, # show a progress bar
@@ -369,29 +393,15 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         if main: run_info, metrics = _run_files(run_dir, cfg, mconf, world, device, layout, start)
         log = _logger(run_dir / 'train.log', main, fresh=start == 0)
         log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
-        net = model if world == 1 else nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == 'cuda' else None)
-        if world > 1 and rank != 0: dist.barrier()                   # rank 0 builds the data cache first
-        patches = training_patches(cfg, progress=main and progress, images=images)
-        if world > 1 and rank == 0: dist.barrier()
-        if main:   # what the training set resolved to, and how many of its images give a patch
-            run_info['data'] = dict(record, usable=len(patches.index))
-            atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
-        ds = StepBatches(patches, cfg.batch, cfg.seed, rank, world)
+        ds = _step_batches(cfg, images, record, rank, world, progress, run_dir, run_info if main else None)
         stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
         loss_fn = F.l1_loss if cfg.loss == 'l1' else F.mse_loss
-        graphed = cfg.cuda_graph and device.type == 'cuda' and world == 1
-        if device.type == 'cuda': torch.backends.cudnn.benchmark = cfg.cudnn_benchmark   # (process-wide, as torch has it)
-        amp = _amp(cfg, device, graphed)
-        if graphed: net = graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log)
+        amp = _amp(cfg, device, graphed=cfg.cuda_graph and device.type == 'cuda' and world == 1)
+        net = _trained_net(model, cfg, device, world, amp, log)
         bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), dynamic_ncols=True, desc=run_dir.name[:40])
         t0, loss_v, step = time.perf_counter(), float('nan'), start
-        def checkpoint(name='latest'):
-            if not main: return
-            if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):   # one wait for the GPU
-                raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning "
-                                         "rate or use amp='off'; no checkpoint of them was written")
-            save_checkpoint(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best, data=record)
+        def checkpoint(name='latest'):   # (of this step, best PSNR and loss, when called)
+            if main: _save(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best, record, loss_v)
         net.train()
         for step, batch in enumerate(step_loader(ds, start, stop, cfg.workers), start + 1):
             loss = _update(net, opt, sched, loss_fn, amp, batch, device, layout)
