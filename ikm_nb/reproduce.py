@@ -188,8 +188,8 @@ def train_and_evaluate(cfg, # a `TrainConfig`
                        progress: bool = True, # progress bar while training
                       ) -> tuple[list[dict], pd.DataFrame]: # (one row per set, the run's metrics.csv)
     """Train `cfg` (resumed if interrupted, at once if finished), evaluate its last weights on `sets`: per set PSNR, SSIM,
-    seconds per image, and the budget that produced them (updates, batch, patch, lr, device, parameters, model, training
-    seconds), with the training set the evaluated checkpoint records (its name and images), not the one asked for."""
+    seconds per image, and the budget that produced them (updates, batch, patch, lr and its schedule, device, parameters,
+    model, training seconds), with the training set the evaluated checkpoint records (its name and images), not the one asked for."""
     from ikm_nb.train import train
     from ikm_nb.checkpoint import model_from_checkpoint, load_checkpoint
     from ikm_nb.evaluate import evaluate, summarize
@@ -201,6 +201,7 @@ def train_and_evaluate(cfg, # a `TrainConfig`
     metrics = pd.read_csv(run_dir / 'metrics.csv')
     rows = [dict(set=r.set, scale=model.cfg.scale, psnr=r.psnr, ssim=r.ssim, images=int(r.images), seconds_per_image=r.seconds,
                  train_seconds=float(metrics.seconds.max()), steps=state['step'], batch=cfg.batch, patch=cfg.patch, lr=cfg.lr,
+                 lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma,
                  train_set=state['data']['train_set'], train_images=state['data']['images'], device=res['device'],
                  params=count_params(model), model=model.cfg.name, convention=convention)
             for _, r in summarize(evaluate(model, sets, model.cfg.scale, convention, progress=False)).iterrows()]
