@@ -188,8 +188,9 @@ def train_and_evaluate(cfg, # a `TrainConfig`
                        progress: bool = True, # progress bar while training
                       ) -> tuple[list[dict], pd.DataFrame]: # (one row per set, the run's metrics.csv)
     """Train `cfg` (resumed if interrupted, at once if finished), evaluate its last weights on `sets`: per set PSNR, SSIM,
-    seconds per image, and the budget that produced them (updates, batch, patch, lr and its schedule, device, parameters,
-    model, training seconds), with the training set the evaluated checkpoint records (its name and images), not the one asked for."""
+    seconds per image, and the budget that produced them (updates, batch, patch, lr and its schedule, device,
+    parameters, model, training seconds), with the training set the evaluated checkpoint records (its name and images),
+    not the one asked for."""
     from ikm_nb.train import train
     from ikm_nb.checkpoint import model_from_checkpoint, load_checkpoint
     from ikm_nb.evaluate import evaluate, summarize
