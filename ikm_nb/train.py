@@ -351,12 +351,11 @@ def _step_batches(cfg: TrainConfig, images, record: dict, rank: int, world: int,
         atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
     return StepBatches(patches, cfg.batch, cfg.seed, rank, world)
 
-def _trained_net(model, cfg: TrainConfig, device, world: int, amp, log):
-    "What the updates call: the model, under DDP with several processes, or captured as CUDA graphs on one GPU."
+def _trained_net(model, cfg: TrainConfig, device, world: int, graphed: bool, amp, log):
+    "What the updates call: the model, under DDP with several processes, or captured as CUDA graphs (`graphed`)."
     if device.type == 'cuda': torch.backends.cudnn.benchmark = cfg.cudnn_benchmark   # (process-wide, as torch has it)
     if world > 1: return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None)
-    if cfg.cuda_graph and device.type == 'cuda': return graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log)
-    return model
+    return graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log) if graphed else model
 
 def _save(path: Path, model, opt, sched, step: int, cfg: TrainConfig, best, record: dict, loss_v: float):
     "A checkpoint of finite weights only (a clear error otherwise: nothing non-finite is ever written)."
@@ -396,8 +395,9 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         ds = _step_batches(cfg, images, record, rank, world, progress, run_dir, run_info if main else None)
         stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
         loss_fn = F.l1_loss if cfg.loss == 'l1' else F.mse_loss
-        amp = _amp(cfg, device, graphed=cfg.cuda_graph and device.type == 'cuda' and world == 1)
-        net = _trained_net(model, cfg, device, world, amp, log)
+        graphed = cfg.cuda_graph and device.type == 'cuda' and world == 1   # decided once: the autocast cache depends on it
+        amp = _amp(cfg, device, graphed)
+        net = _trained_net(model, cfg, device, world, graphed, amp, log)
         bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), dynamic_ncols=True, desc=run_dir.name[:40])
         t0, loss_v, step = time.perf_counter(), float('nan'), start
         def checkpoint(name='latest'):   # (of this step, best PSNR and loss, when called)
