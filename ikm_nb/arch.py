@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from .ikm import IKMConv2d, IKM_MODES, ISO_REDUCTIONS, ikm_layers, set_ikm_mode, ConcatAttention, whole_image_mean
 
 # %% auto #0
-__all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory',
-           'CA', 'SA', 'make_attention', 'Composite', 'DenseUnit', 'set_dense_split', 'unit_kernels', 'UHDB', 'RDB',
-           'ResBlock', 'Upsampler', 'UHDNConfig', 'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn', 'uhdn_l']
+__all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'TABLE3_BACKBONES', 'TABLE3_VARIANTS', 'TABLE5_STRUCTURES',
+           'FIG11_DEPTHS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory', 'CA', 'SA',
+           'make_attention', 'Composite', 'DenseUnit', 'set_dense_split', 'unit_kernels', 'UHDB', 'RDB', 'ResBlock',
+           'Upsampler', 'UHDNConfig', 'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn', 'uhdn_l']
 
 # %% ../nbs/02_arch.ipynb #c005
 DEPTH_CLAMP = (4, 16)  # the authors' bounds on a dense unit's depth
@@ -521,12 +522,19 @@ class UHDN(nn.Module):
 
 # %% ../nbs/02_arch.ipynb #c043
 _U = UHDNConfig()                                              # U-HDN+IKM, x2
-_TABLE3_BASE = {
-    'rb': UHDNConfig(block='rb', n_blocks=1, n_units=8, depths=(2,) * 8, channels=48),  # EDSR: 8 RBs, C = 48
-    'db': _U.replace(n_blocks=1, depths=(5,) * 6, u_residual=False),                  # SRDenseNet-style
-    'rdb': _U.replace(n_blocks=1, depths=(5,) * 6, block='rdb'),                       # RDN-style
-    'uhdb': _U.replace(n_blocks=1),                                                   # ours
+# The networks the paper compares, as the fields in which each differs from U-HDN+IKM: an experiment trains them by passing
+# these fields (`TrainConfig(**TABLE3_BACKBONES['rb'], ...)`), so its runs and tables name hyperparameters, not presets.
+TABLE3_BACKBONES = {   # Sec. IV-C2, N = 1
+    'rb': dict(block='rb', n_blocks=1, n_units=8, depths=(2,) * 8, channels=48),   # EDSR: 8 RBs, C = 48
+    'db': dict(n_blocks=1, depths=(5,) * 6, u_residual=False),                     # SRDenseNet-style: units chained
+    'rdb': dict(block='rdb', n_blocks=1, depths=(5,) * 6),                         # RDN-style
+    'uhdb': dict(n_blocks=1),                                                     # ours
 }
+TABLE3_VARIANTS = {'none': dict(ikm=False, attention='none'), 'ca': dict(ikm=False, attention='ca'),
+                   'sa': dict(ikm=False, attention='sa'), 'ikm': dict(ikm=True, attention='none')}
+TABLE5_STRUCTURES = {'dense': dict(depths=(5,) * 6, u_residual=False), 'u': dict(depths=(5,) * 6),   # U-style x hourglass
+                     'hourglass': dict(u_residual=False), 'uhdn': {}}
+FIG11_DEPTHS = {'v1': (4, 5, 6, 6, 5, 4), 'v2': (2, 3, 4, 5, 6, 7), 'v3': (7, 6, 5, 4, 3, 2)}   # V2, V3 built clamped
 FIG8_GRID = dict(ns=(2, 4, 6, 8), ms=(4, 6), cs=(32, 64))
 FIG8_DEPTHS = {4: (6, 4, 4, 6), 6: (6, 5, 4, 4, 5, 6)}
 
@@ -543,16 +551,10 @@ def fig8_presets(ns=FIG8_GRID['ns'], # N values
 PRESETS: dict[str, UHDNConfig] = {
     'uhdn': _U,
     'uhdn_l': _U.replace(n_blocks=8, channels=128, growth=24, upsampler_groups=32),
-    'uhdn_v1': _U.replace(depths=(4, 5, 6, 6, 5, 4)),
-    'uhdn_v2': _U.replace(depths=(2, 3, 4, 5, 6, 7)),            # built as [4, 4, 4, 5, 6, 7]
-    'uhdn_v3': _U.replace(depths=(7, 6, 5, 4, 3, 2)),            # built as [7, 6, 5, 4, 4, 4]
-    **{f'table3_{b}_{a}': c.replace(ikm=a == 'ikm', attention=a if a in ('ca', 'sa') else 'none')
-       for b, c in _TABLE3_BASE.items() for a in ('none', 'ca', 'sa', 'ikm')},
+    **{f'uhdn_{v}': _U.replace(depths=d) for v, d in FIG11_DEPTHS.items()},
+    **{f'table3_{b}_{v}': _U.replace(**fb, **fv) for b, fb in TABLE3_BACKBONES.items() for v, fv in TABLE3_VARIANTS.items()},
     **{f'table4_k{k}d{d}': _U.replace(kernel_size=k, dilation=d) for k, d in ((3, 1), (3, 2), (3, 3), (5, 1), (5, 2))},
-    'table5_dense': _U.replace(depths=(5,) * 6, u_residual=False),
-    'table5_u': _U.replace(depths=(5,) * 6),
-    'table5_hourglass': _U.replace(u_residual=False),
-    'table5_uhdn': _U,
+    **{f'table5_{s}': _U.replace(**f) for s, f in TABLE5_STRUCTURES.items()},
     **fig8_presets(),
 }
 

@@ -305,16 +305,22 @@ def paired_lines(summary: pd.DataFrame, # `paired_summary`' output
             f"(range {r['min']:{f}} to {r['max']:{f}}): **{r.verdict}**" for _, r in summary.iterrows()]
 
 def uhdn_run_name(profile: str, scale: int, seed: int, batch: int, patch: int, steps: int, # the run's budget
-                  arch: str = 'uhdn', t=0.0, mode: str = 'iso', # the U-HDN+IKM settings the ablations vary
+                  net: str = 'uhdn', t=0.0, mode: str = 'iso', # the network's label and the IKM settings the ablations vary
                  ) -> str:
     """The run folder of one U-HDN+IKM ablation run (fig09, fig10, fig11, table5). The same settings give the same name in
     every notebook, so a run two notebooks share (the U-HDN with t = 0 and IsO) is trained once and reused by the other."""
-    return f"uhdn_{profile}_x{scale}_{arch}_t{t}_{mode}_s{seed}_b{batch}p{patch}_{steps}-steps"
+    return f"uhdn_{profile}_x{scale}_{net}_t{t}_{mode}_s{seed}_b{batch}p{patch}_{steps}-steps"
 
 def uhdn_run_config(settings: dict, out: Path, profile: str, # as for `run_config`, and the notebook's profile
                     scale: int, seed: int, batch: int, patch: int, steps: int, # the run's budget
-                    arch: str = 'uhdn', t=0.0, mode: str = 'iso', # the U-HDN+IKM settings the ablations vary
+                    net: str | None = None, # the run name's label of the network `model` describes; None: 'uhdn'
+                    t=0.0, mode: str = 'iso', # the IKM settings the ablations vary
+                    **model, # UHDNConfig fields in which the network differs from U-HDN+IKM, e.g. u_residual=False
                    ):
-    "The `TrainConfig` of one ablation run, every varied setting given explicitly and named by `uhdn_run_name`."
-    return run_config(settings, out, uhdn_run_name(profile, scale, seed, batch, patch, steps, arch, t, mode),
-                      arch=arch, t=t, mode=mode, scale=scale, seed=seed, batch=batch, patch=patch, steps=steps)
+    """The `TrainConfig` of one ablation run, every varied setting given explicitly and named by `uhdn_run_name`: the U-HDN+IKM
+    (`net` None), or the network `model` describes, labelled `net` in the run's name."""
+    if bool(model) != (net is not None):
+        raise ValueError(f"name the network that differs from U-HDN+IKM by {model} with net='...', and only that one "
+                         f"(got net={net!r}): the label keeps its runs apart from the U-HDN's")
+    return run_config(settings, out, uhdn_run_name(profile, scale, seed, batch, patch, steps, net or 'uhdn', t, mode),
+                      arch='uhdn', **model, t=t, mode=mode, scale=scale, seed=seed, batch=batch, patch=patch, steps=steps)

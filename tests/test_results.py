@@ -18,10 +18,10 @@ def test_cpu_profile_model_learned():
 
 ABLATION = dict(steps=200, batch=8, patch=32, seeds=[0, 1, 2], set='Set14')   # the cpu profile of fig09, fig10, fig11, table5
 
-def ablation_run(arch='uhdn', t='0.0', mode='iso', seed=0, batch=8):
+def ablation_run(net='uhdn', t='0.0', mode='iso', seed=0, batch=8):
     "The run folder of one cpu ablation run, as `uhdn_run_name` names it (written out here: a test of the naming, too)."
     a = ABLATION
-    return R / 'runs' / f"uhdn_cpu_x2_{arch}_t{t}_{mode}_s{seed}_b{batch}p{a['patch']}_{a['steps']}-steps"
+    return R / 'runs' / f"uhdn_cpu_x2_{net}_t{t}_{mode}_s{seed}_b{batch}p{a['patch']}_{a['steps']}-steps"
 
 def check_ablation(t, arm, arms, by_batch=False):
     "Every arm x seed (x batch) once, evaluated on the profile's set after the full budget its own run log records."
@@ -56,22 +56,29 @@ def test_table5_cpu_structures_with_three_seeds():
     """table5_uhdn_ablation's cpu table: the four structures (U-style residual x hourglass) x 3 seeds, evaluated on Set5 and
     Set14, with the full-size complexity that the paper prints for the hourglass rows."""
     t = pd.read_csv(R / 'tables' / 'table5_uhdn_ablation_cpu.csv')
-    assert sorted(set(zip(t.u_residual, t.hourglass))) == [(u, h) for u in (False, True) for h in (False, True)]
+    hourglass, equal = '[6, 5, 4, 4, 5, 6]', '[5, 5, 5, 5, 5, 5]'
+    assert dict(zip(t.structure, zip(t.u_residual, t.depths))) == {
+        'dense': (False, equal), 'u': (True, equal), 'hourglass': (False, hourglass), 'uhdn': (True, hourglass)}
     assert set(t.set) == {'Set5', 'Set14'} and (t.steps == ABLATION['steps']).all() and t.psnr.between(20, 42).all()
-    assert t.groupby(['preset', 'set']).seed.apply(lambda s: sorted(s) == ABLATION['seeds']).all()
-    assert (t[t.hourglass].params_full == 1_390_915).all() and (t[~t.hourglass].params_full == 1_380_547).all()
-    for p in set(t.preset):
+    assert t.groupby(['structure', 'set']).seed.apply(lambda s: sorted(s) == ABLATION['seeds']).all()
+    assert (t[t.depths == hourglass].params_full == 1_390_915).all() and (t[t.depths == equal].params_full == 1_380_547).all()
+    for p in set(t.structure):
         for s in ABLATION['seeds']:
-            arch = 'uhdn' if p == 'table5_uhdn' else p   # the U-HDN row is the library's uhdn preset: its runs are shared
-            assert pd.read_csv(ablation_run(arch=arch, seed=s) / 'metrics.csv').step.max() == ABLATION['steps']
+            net = 'uhdn' if p == 'uhdn' else f'table5_{p}'   # the U-HDN row is U-HDN+IKM itself: its runs are shared
+            run = ablation_run(net=net, seed=s)
+            assert pd.read_csv(run / 'metrics.csv').step.max() == ABLATION['steps']
+            cfg = json.loads((run / 'config.json').read_text())['model']   # trained with the fields the table names
+            assert (cfg['u_residual'], str(cfg['depths'])) == tuple(t[t.structure == p][['u_residual', 'depths']].iloc[0])
 
 
 def test_fig11_cpu_variants_with_three_seeds():
     "fig11_hourglass's cpu table: U-HDN and V1-V3 (depths as built) x 3 seeds, each after its full budget."
     t = pd.read_csv(R / 'tables' / 'fig11_hourglass_cpu.csv')
     check_ablation(t, 'variant', ['U-HDN', 'U-HDN_V1', 'U-HDN_V2', 'U-HDN_V3'])
-    assert list(t.drop_duplicates('variant').depths) == ['[6, 5, 4, 4, 5, 6]', '[4, 5, 6, 6, 5, 4]', '[4, 4, 4, 5, 6, 7]',
-                                                         '[7, 6, 5, 4, 4, 4]']
+    assert list(t.drop_duplicates('variant').depths) == ['[6, 5, 4, 4, 5, 6]', '[4, 5, 6, 6, 5, 4]', '[2, 3, 4, 5, 6, 7]',
+                                                         '[7, 6, 5, 4, 3, 2]']   # as written (the field)
+    assert list(t.drop_duplicates('variant').unit_depths) == ['[6, 5, 4, 4, 5, 6]', '[4, 5, 6, 6, 5, 4]', '[4, 4, 4, 5, 6, 7]',
+                                                              '[7, 6, 5, 4, 4, 4]']   # as built (clamped to [4, 16])
     assert list(t.drop_duplicates('variant').params_full) == [1_390_915, 1_390_915, 1_401_283, 1_401_283]
 
 
@@ -83,7 +90,7 @@ def test_ablations_share_the_u_hdn_runs():
     f11 = pd.read_csv(R / 'tables' / 'fig11_hourglass_cpu.csv')
     t5 = pd.read_csv(R / 'tables' / 'table5_uhdn_ablation_cpu.csv')
     got = [f9[f9.t == '0.0'], f10[(f10['mode'] == 'iso') & (f10.batch == 8)], f11[f11.variant == 'U-HDN'],
-           t5[(t5.preset == 'table5_uhdn') & (t5.set == 'Set14')]]
+           t5[(t5.structure == 'uhdn') & (t5.set == 'Set14')]]
     got = [g.sort_values('seed').psnr.tolist() for g in got]
     assert len(got[0]) == 3 and all(g == got[0] for g in got)
 
@@ -159,16 +166,22 @@ def test_table3_cpu_every_model_with_three_seeds_paired_with_its_vanilla_twin():
     from ikm_nb.train import profile_config, build_model
     t = pd.read_csv(R / 'tables' / 'table3_backbones_cpu.csv')
     assert len(t) == 48 and (t.set == 'Set5').all() and (t.steps == 200).all()
-    assert t.groupby(['backbone', 'attention']).seed.apply(lambda s: sorted(s) == [0, 1, 2]).all()
-    assert t.groupby('backbone').attention.nunique().eq(4).all()
+    assert t.groupby(['backbone', 'variant']).seed.apply(lambda s: sorted(s) == [0, 1, 2]).all()
+    assert t.groupby('backbone').variant.nunique().eq(4).all()
+    assert (t.attention == t.variant.where(t.variant.isin(['ca', 'sa']), 'none')).all() and (t.ikm == (t.variant == 'ikm')).all()
+    assert dict(zip(t.backbone, zip(t.block, t.channels, t.u_residual))) == {
+        'rb': ('rb', 48, True), 'db': ('uhdb', 64, False), 'rdb': ('rdb', 64, True), 'uhdb': ('uhdb', 64, True)}
     for r in t.itertuples():
-        m = pd.read_csv(R / 'runs' / f'table3_cpu_x2_{r.backbone}_{r.attention}_s{r.seed}_b8p24_200-steps' / 'metrics.csv')
-        assert m.step.max() == 200
-    base = dict(n_blocks=None, channels=None)
+        run = R / 'runs' / f'table3_cpu_x2_{r.backbone}_{r.variant}_s{r.seed}_b8p24_200-steps'
+        assert pd.read_csv(run / 'metrics.csv').step.max() == 200
+        cfg = json.loads((run / 'config.json').read_text())['model']   # trained with the fields the table names
+        assert (cfg['block'], cfg['channels'], cfg['attention'], cfg['ikm']) == (r.block, r.channels, r.attention, r.ikm)
+    from ikm_nb.arch import TABLE3_BACKBONES, TABLE3_VARIANTS
     for b in ('rb', 'uhdb'):
         w = {}
-        for a, s in (('none', 0), ('ikm', 0), ('none', 1)):
-            torch.manual_seed(s); w[a, s] = build_model(profile_config('cpu', arch=f'table3_{b}_{a}', **base)).state_dict()
+        for v, s in (('none', 0), ('ikm', 0), ('none', 1)):
+            c = profile_config('cpu', arch='uhdn', channels=None, **TABLE3_BACKBONES[b], **TABLE3_VARIANTS[v])
+            torch.manual_seed(s); w[v, s] = build_model(c).state_dict()
         assert all(torch.equal(w['none', 0][k], w['ikm', 0][k]) for k in w['none', 0])
         assert not all(torch.equal(w['none', 0][k], w['none', 1][k]) for k in w['none', 0])
 
