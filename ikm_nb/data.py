@@ -424,31 +424,37 @@ class SRPatches(Dataset):
         if lr_mode not in ('fly', 'precomputed'): raise ValueError(f"lr_mode={lr_mode!r}: use 'fly' or 'precomputed'")
         self.lr_mode, self.hr_patch = lr_mode, self.patch * self.scale
         self.files = list(self.set.files)
-        self.cache = None
-        if cache is not False and cache is not None:
-            cache_dir = None if cache is True else Path(cache)
-            self.cache = ensure_cache(self.files, self.set.name, [self.scale] if lr_mode == 'precomputed' else [],
-                                      cache_dir=cache_dir, progress=progress)
-            with h5py.File(self.cache, 'r') as h: sizes = [h['hr'][f'{i:06d}'].shape[:2] for i in range(len(self.files))]
-        else: sizes = [image_size(f) for f in self.files]
-        self.sizes = [tuple(map(int, s)) for s in sizes]
-        s, p = self.scale, self.patch
-        usable = [(H // s >= p and W // s >= p) if lr_mode == 'precomputed' else (H >= self.hr_patch and W >= self.hr_patch)
-                  for H, W in self.sizes]
-        self.index = [i for i, u in enumerate(usable) if u]
-        if not self.index:
-            raise ValueError(f"no image of {self.set.name} is at least {self.hr_patch}x{self.hr_patch} pixels, the HR "
-                             f"patch at x{s} with {p}x{p} LR patches: use a smaller `patch` or other images")
-        if len(self.index) < len(self.files):
-            small = [self.files[i].name for i, u in enumerate(usable) if not u]
-            warnings.warn(f"{len(small)} of {len(self.files)} images of {self.set.name} are smaller than the "
-                          f"{self.hr_patch}x{self.hr_patch} HR patch and are skipped: {', '.join(small[:5])}"
-                          f"{', ...' if len(small) > 5 else ''}")
+        self.cache = None if cache is False or cache is None else ensure_cache(
+            self.files, self.set.name, [self.scale] if lr_mode == 'precomputed' else [],
+            cache_dir=None if cache is True else Path(cache), progress=progress)
+        self.sizes = self._image_sizes()
+        self.index = self._usable_images()
         self.length = len(self.index) if length is None else int(length)
         self._lr_mem = {}
         if lr_mode == 'precomputed' and self.cache is None:  # no cache: resize each whole image once, in memory
-            self._lr_mem = {i: imresize(modcrop(load_image(self.files[i]), s), 1 / s) for i in self.index}
+            self._lr_mem = {i: imresize(modcrop(load_image(self.files[i]), self.scale), 1 / self.scale) for i in self.index}
         self._h5, self._pid = None, None
+
+    def _image_sizes(self) -> list[tuple[int, int]]:
+        "(H, W) of every image: from the cache, or from the files' headers."
+        if self.cache is None: return [tuple(map(int, image_size(f))) for f in self.files]
+        with h5py.File(self.cache, 'r') as h:
+            return [tuple(map(int, h['hr'][f'{i:06d}'].shape[:2])) for i in range(len(self.files))]
+
+    def _usable_images(self) -> list[int]:
+        "The images large enough for one patch; the others are skipped with a warning, and none at all is an error."
+        s, p = self.scale, self.patch
+        usable = [(H // s >= p and W // s >= p) if self.lr_mode == 'precomputed' else (H >= self.hr_patch and W >= self.hr_patch)
+                  for H, W in self.sizes]
+        if not any(usable):
+            raise ValueError(f"no image of {self.set.name} is at least {self.hr_patch}x{self.hr_patch} pixels, the HR "
+                             f"patch at x{s} with {p}x{p} LR patches: use a smaller `patch` or other images")
+        if not all(usable):
+            small = [f.name for f, u in zip(self.files, usable) if not u]
+            warnings.warn(f"{len(small)} of {len(self.files)} images of {self.set.name} are smaller than the "
+                          f"{self.hr_patch}x{self.hr_patch} HR patch and are skipped: {', '.join(small[:5])}"
+                          f"{', ...' if len(small) > 5 else ''}")
+        return [i for i, u in enumerate(usable) if u]
 
     def __len__(self): return self.length
 

@@ -225,6 +225,10 @@ class _MetricsLog:
             w = csv.DictWriter(f, self.cols); w.writeheader(); w.writerows(rows)
     def add(self, **row):
         with open(self.path, 'a', newline='') as f: csv.DictWriter(f, self.cols).writerow({k: row.get(k, '') for k in self.cols})
+    def step(self, step: int, loss: float, lr: float, psnr: float | None, seconds: float, updates: int):
+        "One row of the training log: `updates` made in `seconds` by this call."
+        self.add(step=step, loss=f'{loss:.6f}', lr=f'{lr:.3e}', psnr='' if psnr is None else f'{psnr:.4f}',
+                 seconds=f'{seconds:.1f}', it_s=f'{updates / max(seconds, 1e-9):.3f}')
 
 def _logger(path: Path, enabled: bool, fresh: bool = False) -> logging.Logger:
     "The run's `train.log`: appended to by a resumed run, begun anew by a run that starts at step 0."
@@ -311,6 +315,21 @@ def _finite_loss(loss: torch.Tensor, step: int, cfg: TrainConfig) -> float:
                                  f"updates): lower the learning rate or use amp='off'; no checkpoint of it was written")
     return v
 
+def _seeded_model(cfg: TrainConfig, device, world: int):
+    "The model of `cfg` from the run's seed (the same initial weights on every rank), on `device`, and its memory layout."
+    torch.manual_seed(cfg.seed); random.seed(cfg.seed)
+    layout = torch.channels_last if resolve_channels_last(cfg, device) else torch.preserve_format
+    model = build_model(cfg).to(device, memory_format=layout)
+    for m in ikm_layers(model): m.iso_replicas = world
+    return model, layout
+
+def _validate(model, cfg: TrainConfig, step: int, best: float | None, log) -> float:
+    "The mean PSNR on `cfg.val_set` (main process), logged beside the best so far."
+    from ikm_nb.evaluate import evaluate_set
+    psnr = float(evaluate_set(model, cfg.val_set, cfg.scale, convention=cfg.convention, progress=False)['psnr'].mean())
+    log.info(f"step {step}: {cfg.val_set} PSNR {psnr:.3f} dB (best {psnr if best is None else max(best, psnr):.3f})")
+    return psnr
+
 def _out_of_time(t0: float, max_seconds: float | None, world: int, device) -> bool:
     "Whether the time budget is spent; under DDP, on any rank (every rank then stops at the same step)."
     out = max_seconds is not None and time.perf_counter() - t0 > max_seconds
@@ -371,13 +390,9 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
           max_seconds: float | None = None, # stop after this much training time (a checkpoint is written; resume continues)
          ) -> dict: # summary: run_dir, step, loss, best_psnr, seconds
     "Train a model with `cfg`; everything it produces goes to `results/runs/<run_name>/`."
-    from ikm_nb.evaluate import evaluate_set
     rank, world, device = setup_distributed(cfg.device)
     main = rank == 0
-    torch.manual_seed(cfg.seed); random.seed(cfg.seed)           # the same initial weights on every rank
-    layout = torch.channels_last if resolve_channels_last(cfg, device) else torch.preserve_format
-    model = build_model(cfg).to(device, memory_format=layout)
-    for m in ikm_layers(model): m.iso_replicas = world
+    model, layout = _seeded_model(cfg, device, world)
     mconf = model_config_dict(model)
     opt, sched = _optimizer(cfg, model)
     run_dir = (repo_root() / cfg.out_dir if not Path(cfg.out_dir).is_absolute() else Path(cfg.out_dir)) / run_name(cfg, mconf)
@@ -412,19 +427,11 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
             if step % cfg.log_every == 0 or validate or ckpt:   # the loss is read (a wait for the GPU) only here
                 loss_v = _finite_loss(loss, step, cfg)
                 bar.set_postfix(loss=f'{loss_v:.4f}', lr=f'{sched.get_last_lr()[0]:.1e}')
-            psnr = None
-            if validate:
-                if main:
-                    val = evaluate_set(model, cfg.val_set, cfg.scale, convention=cfg.convention, progress=False)
-                    psnr = float(val['psnr'].mean())
-                    if best is None or psnr > best: best = psnr; checkpoint('best')
-                    log.info(f"step {step}: {cfg.val_set} PSNR {psnr:.3f} dB (best {best:.3f})")
-                net.train()
+            psnr = _validate(model, cfg, step, best, log) if validate and main else None
+            if psnr is not None and (best is None or psnr > best): best = psnr; checkpoint('best')
+            if validate: net.train()
             if main and (step % cfg.log_every == 0 or psnr is not None or step == stop or out_of_time):
-                el = time.perf_counter() - t0
-                metrics.add(step=step, loss=f'{loss_v:.6f}', lr=f'{sched.get_last_lr()[0]:.3e}',
-                            psnr='' if psnr is None else f'{psnr:.4f}', seconds=f'{el:.1f}',
-                            it_s=f'{(step - start) / max(el, 1e-9):.3f}')
+                metrics.step(step, loss_v, sched.get_last_lr()[0], psnr, time.perf_counter() - t0, step - start)
                 log.info(f"step {step}: loss {loss_v:.5f}")
             if ckpt: checkpoint()
             if out_of_time:
