@@ -195,6 +195,7 @@ def _forward_split(self: DenseUnit, how, x):
 
 DenseUnit._split_how, DenseUnit._forward_split = _split_how, _forward_split
 
+# %% ../nbs/02_arch.ipynb #c019
 def _is_channels_last(t: torch.Tensor) -> bool:
     return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
 
@@ -275,7 +276,7 @@ def unit_kernels(ws: list[torch.Tensor], # the d layers' kernels (g_i, C + sum_{
     else: flat = ix.gather(ws, c, dtype)
     return ix.split(flat, ix.out_shapes, ix.out_numels, (channels_last,) * len(ix.out_shapes))
 
-# %% ../nbs/02_arch.ipynb #c020
+# %% ../nbs/02_arch.ipynb #c022
 class UHDB(nn.Module):
     "U-hourglass dense block (Eq. 19): M dense units, unit M-m+1 adds the input of unit m; `u_residual=False` chains them (DB)."
     def __init__(self, channels: int, # C
@@ -300,7 +301,7 @@ class UHDB(nn.Module):
         for unit in self.units[half:]: x = unit(x) + skips.pop()
         return x
 
-# %% ../nbs/02_arch.ipynb #c024
+# %% ../nbs/02_arch.ipynb #c026
 class RDB(nn.Module):
     "Table III's RDB backbone (RDN [26]): dense units each in a local residual, then global feature fusion (1x1, M*C -> C)."
     def __init__(self, channels: int, # C
@@ -326,7 +327,7 @@ class ResBlock(nn.Module):
 
     def forward(self, x): return x + self.conv2(self.conv1(x))  # (B, C, H, W)
 
-# %% ../nbs/02_arch.ipynb #c027
+# %% ../nbs/02_arch.ipynb #c029
 SCALES = (2, 3, 4)
 
 class Upsampler(nn.Sequential):
@@ -342,7 +343,7 @@ class Upsampler(nn.Sequential):
                        nn.PixelShuffle(r)]                                                            # (B, C, r h, r w)
         super().__init__(*layers)
 
-# %% ../nbs/02_arch.ipynb #c030
+# %% ../nbs/02_arch.ipynb #c032
 BLOCKS = ('uhdb', 'rdb', 'rb')
 
 def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
@@ -425,6 +426,7 @@ class UHDNConfig:
         "The model of this config."
         return UHDN(self)
 
+# %% ../nbs/02_arch.ipynb #c034
 def _need(ok: bool, msg: str):
     if not ok: raise ValueError(msg)
 
@@ -474,7 +476,7 @@ def _check_combination(c: UHDNConfig):
         need(v is None or len(v) == 3, f"{f} must be 3 numbers (RGB) or None, got {v}")
     need(c.rgb_std is None or all(s > 0 for s in c.rgb_std), f"rgb_std must be positive, got {c.rgb_std}")
 
-# %% ../nbs/02_arch.ipynb #c034
+# %% ../nbs/02_arch.ipynb #c038
 def make_block(cfg: UHDNConfig) -> nn.Module:
     "One block of the body of `cfg`: a U-HDB (or DB), an RDB or a group of `n_units` RBs."
     kw = dict(kernel_size=cfg.kernel_size, dilation=cfg.dilation, attention=cfg.attention,
@@ -520,7 +522,7 @@ class UHDN(nn.Module):
         y = self.conv_last(self.upsample(y))                # (B, C, s h, s w) -> (B, 3, s h, s w)
         return y * self.rgb_std + self.rgb_mean
 
-# %% ../nbs/02_arch.ipynb #c043
+# %% ../nbs/02_arch.ipynb #c047
 _U = UHDNConfig()                                              # U-HDN+IKM, x2
 # The networks the paper compares, as the fields in which each differs from U-HDN+IKM: an experiment trains them by passing
 # these fields (`TrainConfig(**TABLE3_BACKBONES['rb'], ...)`), so its runs and tables name hyperparameters, not presets.
