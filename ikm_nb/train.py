@@ -204,12 +204,18 @@ def _check_data(saved: dict | None, record: dict, cfg: TrainConfig, path):
                           f"({record['images']} images, fingerprint {record['fingerprint']}): choose another run_name, or delete "
                           "that run to train afresh")
 
-def _check_resume(saved: dict | None, cfg: TrainConfig, path):
-    "Resuming with other hyperparameters would not continue the same run: refuse, naming them."
+def _check_resume(saved: dict | None, cfg: TrainConfig, path, saved_model: dict | None = None, model: dict | None = None):
+    """Resuming with other hyperparameters would not continue the same run: refuse, naming them. Given the model configs
+    (`saved_model`, `model`; `check_compatible` compares the rest of them), the network is compared as built, not as spelled:
+    `arch='table5_dense'` and `arch='uhdn', depths=(5,) * 6, u_residual=False` are one run."""
     if not saved: return
-    diffs = [k for k, v in cfg.to_dict().items() if k not in _RESUME_SAFE and saved.get(k) != v]
+    built = saved_model is not None and model is not None
+    skip = _RESUME_SAFE | ({'arch', *MODEL_FIELDS} if built else set())
+    diffs = [f'{k}={saved.get(k)!r}' for k, v in cfg.to_dict().items() if k not in skip and saved.get(k) != v]
+    if built:
+        diffs += [f'{k}={saved_model.get(k)!r}' for k in ('mode', 't', 'iso_reduction') if saved_model.get(k) != model.get(k)]
     if not diffs: return
-    other = ', '.join(f'{k}={saved.get(k)!r}' for k in diffs)
+    other = ', '.join(diffs)
     raise CheckpointError(f"{path} belongs to a run with other settings ({other}); choose another run_name, or delete that run "
                           "to start afresh")
 
@@ -301,7 +307,7 @@ def _resume_from(path: Path, model, opt, sched, mconf: dict, cfg: TrainConfig, r
     "Load the checkpoint at `path` into the model, optimizer, scheduler and RNGs, once it is shown to continue this run."
     st = load_checkpoint(path, map_location=device)
     check_compatible(st, mconf, path)
-    _check_resume(st.get('train_config'), cfg, path)
+    _check_resume(st.get('train_config'), cfg, path, st['model_config'], mconf)
     _check_data(st.get('data'), record, cfg, path)
     model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
     set_rng_state(st['rng'])

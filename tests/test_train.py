@@ -74,6 +74,17 @@ def test_resume_refuses_other_settings(tmp_path):
         train(profile_config('smoke', steps=4, lr=1e-3, out_dir=str(tmp_path), run_name='r'), progress=False)
     with pytest.raises(CheckpointError, match='another model'):
         train(profile_config('smoke', steps=4, channels=24, out_dir=str(tmp_path), run_name='r'), progress=False)
+    with pytest.raises(CheckpointError, match="other settings \\(t=0.0\\)"):   # an IKM setting is a setting of the run
+        train(profile_config('smoke', steps=4, t=0.5, out_dir=str(tmp_path), run_name='r'), progress=False)
+
+def test_resume_compares_the_network_as_built(tmp_path):
+    "A preset and the fields it stands for are one run: the second spelling continues the first, a third network is refused."
+    train(profile_config('smoke', arch='table5_dense', steps=2, out_dir=str(tmp_path), run_name='r'), progress=False)
+    got = train(profile_config('smoke', arch='uhdn', depths=(5,) * 6, u_residual=False, steps=3, out_dir=str(tmp_path),
+                               run_name='r'), progress=False)
+    assert got['step'] == 3 and 'resumed at step 2' in (tmp_path / 'r' / 'train.log').read_text()
+    with pytest.raises(CheckpointError, match='another model'):
+        train(profile_config('smoke', arch='table5_u', steps=4, out_dir=str(tmp_path), run_name='r'), progress=False)
 
 def test_truncated_checkpoint_is_refused(tmp_path):
     cfg = profile_config('smoke', steps=2, out_dir=str(tmp_path), run_name='r')
