@@ -1,4 +1,5 @@
 """The committed results of the cpu profile say what the README claims of them."""
+import json
 from pathlib import Path
 import pandas as pd
 
@@ -180,7 +181,7 @@ def test_table3_cpu_every_model_with_three_seeds_paired_with_its_vanilla_twin():
     for b in ('rb', 'uhdb'):
         w = {}
         for v, s in (('none', 0), ('ikm', 0), ('none', 1)):
-            c = profile_config('cpu', arch='uhdn', channels=None, **TABLE3_BACKBONES[b], **TABLE3_VARIANTS[v])
+            c = profile_config('cpu', arch='uhdn', **{'channels': None, **TABLE3_BACKBONES[b], **TABLE3_VARIANTS[v]})
             torch.manual_seed(s); w[v, s] = build_model(c).state_dict()
         assert all(torch.equal(w['none', 0][k], w['ikm', 0][k]) for k in w['none', 0])
         assert not all(torch.equal(w['none', 0][k], w['none', 1][k]) for k in w['none', 0])
