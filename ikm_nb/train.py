@@ -204,16 +204,14 @@ def _check_data(saved: dict | None, record: dict, cfg: TrainConfig, path):
                           f"({record['images']} images, fingerprint {record['fingerprint']}): choose another run_name, or delete "
                           "that run to train afresh")
 
-def _check_resume(saved: dict | None, cfg: TrainConfig, path, saved_model: dict | None = None, model: dict | None = None):
-    """Resuming with other hyperparameters would not continue the same run: refuse, naming them. Given the model configs
-    (`saved_model`, `model`; `check_compatible` compares the rest of them), the network is compared as built, not as spelled:
-    `arch='table5_dense'` and `arch='uhdn', depths=(5,) * 6, u_residual=False` are one run."""
+def _check_resume(saved: dict | None, cfg: TrainConfig, path, saved_model: dict, model: dict):
+    """Resuming with other hyperparameters would not continue the same run: refuse, naming them. The network is compared as
+    built (the model configs `saved_model`, `model`), not as spelled: `arch='table5_dense'` and
+    `arch='uhdn', depths=(5,) * 6, u_residual=False` are one run; the other settings as given."""
     if not saved: return
-    built = saved_model is not None and model is not None
-    skip = _RESUME_SAFE | ({'arch', *MODEL_FIELDS} if built else set())
-    diffs = [f'{k}={saved.get(k)!r}' for k, v in cfg.to_dict().items() if k not in skip and saved.get(k) != v]
-    if built:
-        diffs += [f'{k}={saved_model.get(k)!r}' for k in ('mode', 't', 'iso_reduction') if saved_model.get(k) != model.get(k)]
+    diffs = [f'{k}={saved.get(k)!r}' for k, v in cfg.to_dict().items()
+             if k not in _RESUME_SAFE | {'arch', *MODEL_FIELDS} and saved.get(k) != v]
+    diffs += [f'{k}={saved_model.get(k)!r}' for k, v in model.items() if saved_model.get(k) != v]
     if not diffs: return
     other = ', '.join(diffs)
     raise CheckpointError(f"{path} belongs to a run with other settings ({other}); choose another run_name, or delete that run "
