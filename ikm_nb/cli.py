@@ -101,7 +101,7 @@ def cmd_complexity(a):
 
 def cmd_reproduce(a):
     from ikm_nb.reproduce import reproduce
-    df = reproduce(a.profile, a.only)
+    df = reproduce(a.profile, a.only, jobs=a.jobs)
     if (df.status != 'ok').any(): sys.exit(1)
 
 def parser() -> argparse.ArgumentParser:
@@ -146,6 +146,8 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser('reproduce', help='run the experiment notebooks through papermill into results/')
     r.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'])
     r.add_argument('--only', nargs='+', default=None, help='notebook names or prefixes (e.g. table1 fig01)')
+    r.add_argument('--jobs', type=int, default=None,
+                   help='notebooks run at once (default: one per CPU core for smoke and cpu without a GPU, else 1)')
     r.set_defaults(fn=cmd_reproduce)
     return p
 

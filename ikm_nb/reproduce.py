@@ -11,9 +11,10 @@ import pandas as pd
 from .utils import repo_root, atomic_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PROFILES', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths', 'reproduce', 'experiment_output',
-           'available_sets', 'train_and_evaluate', 'experiment_settings', 'run_config', 'paired_differences',
-           'paired_summary', 'seed_plot', 'paired_lines', 'uhdn_run_name', 'uhdn_run_config']
+__all__ = ['PROFILES', 'SHARES_RUNS', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths', 'notebook_chains',
+           'default_jobs', 'reproduce', 'experiment_output', 'available_sets', 'train_and_evaluate',
+           'experiment_settings', 'run_config', 'paired_differences', 'paired_summary', 'seed_plot', 'paired_lines',
+           'uhdn_run_name', 'uhdn_run_config']
 
 # %% ../nbs/24_reproduce.ipynb #c005
 PROFILES = ('smoke', 'cpu', 'gpu', 'paper')
@@ -29,7 +30,8 @@ def experiment_notebooks(nbs_dir: Path | None = None) -> dict[str, Path]:
 @dataclass
 class RunRecord:
     name: str; profile: str; status: str; seconds: float; output: str; error: str = ''
-    finished: str = ''   # when the notebook ended (UTC, minutes)
+    started: str = ''    # when the notebook started (UTC, seconds)
+    finished: str = ''   # when it ended (UTC, seconds)
     commit: str = ''     # the repository's commit it ran at ('+changes' when nbs/ or ikm_nb/ differed from it)
 
 def _git_commit(root: Path) -> str:
@@ -111,59 +113,105 @@ def _run_one(name: str, nb: Path, profile: str, out_dir: Path, kernel: str | Non
         return RunRecord(name, profile, 'failed', time.perf_counter() - t0, str(out.with_suffix('.failed.ipynb')),
                          (msg[-1] if msg else type(e).__name__)[:500])
 
+def _now() -> str: return time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())
+
+def _run_chain(chain: list[tuple[str, Path]], # (name, notebook) pairs, run in this order
+               profile: str, out_dir: Path, kernel: str | None, cwd: Path, log_output: bool) -> list[RunRecord]:
+    "Run the notebooks of one chain one after another (in a worker process of `reproduce`, or in its own); their records."
+    recs = []
+    for name, nb in chain:
+        print(f"{_now()} started {name} (profile {profile})", flush=True)
+        started = _now()
+        r = _run_one(name, nb, profile, out_dir, kernel, cwd, log_output)
+        r.started, r.finished, r.commit = started, _now(), _git_commit(cwd)
+        print(f"{r.finished} {name}: {r.status} in {r.seconds:.1f} s" + (f": {r.error}" if r.error else ''), flush=True)
+        recs.append(r)
+    return recs
+
+SHARES_RUNS = 'uhdn_run_config('   # a notebook that calls it trains U-HDN runs other notebooks reuse (same settings, same folder)
+
+def notebook_chains(nbs: dict[str, Path], # the notebooks to run, by name (`experiment_notebooks`)
+                    seconds: dict[str, float] | None = None, # each notebook's time in the last run, where known
+                   ) -> list[list[str]]: # chains of names, longest first
+    """The notebooks as chains that `reproduce` may run side by side: the notebooks that share training runs (they call
+    `uhdn_run_config`) form one chain, in the paper's order, so that no two processes train one run at once (the second would
+    find it locked); every other notebook is a chain of its own. Longest first by `seconds`, so that the workers end together."""
+    shared = [n for n, p in nbs.items() if SHARES_RUNS in Path(p).read_text()]
+    chains = ([shared] if shared else []) + [[n] for n in nbs if n not in shared]
+    seconds = seconds or {}
+    return sorted(chains, key=lambda c: -sum(seconds.get(n, 0.0) for n in c))
+
+def default_jobs(profile: str) -> int:
+    "Notebooks run at once by default: one per CPU core for `smoke` and `cpu` without a GPU (each runs on one thread), else one."
+    import torch
+    return os.cpu_count() or 1 if profile in ('smoke', 'cpu') and not torch.cuda.is_available() else 1
+
+def _select(nbs: dict[str, Path], only) -> dict[str, Path]:
+    "The notebooks `only` names (names or prefixes); an unknown name is an error listing the notebooks."
+    if not only: return nbs
+    wanted = [only] if isinstance(only, str) else list(only)
+    missing = [w for w in wanted if not any(n == w or n.startswith(w) for n in nbs)]
+    if missing: raise ValueError(f"no experiment notebook named {missing}; available: {sorted(nbs)}")
+    return {n: p for n, p in nbs.items() if any(n == w or n.startswith(w) for w in wanted)}
+
 def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'gpu' | 'paper'
               only: list[str] | str | None = None, # names (or prefixes, e.g. 'table1') of the notebooks to run; all if None
               out_dir: str | Path | None = None, # where results go (default: the repository's results/)
               kernel: str | None = None, # Jupyter kernel name (default: the notebook's, python3)
               log_output: bool = False, # stream the notebooks' output
-             ) -> pd.DataFrame: # one row per notebook: name, profile, status, seconds, output, error, finished, commit
-    """Run the experiment notebooks through papermill with `profile`; print and save a summary, `reproduce_{profile}.csv`
-    beside the results (with `only`, the rows of the notebooks run replace theirs in it)."""
+              jobs: int | None = None, # notebooks run at once (processes); None: `default_jobs(profile)`
+             ) -> pd.DataFrame: # one row per notebook: name, profile, status, seconds, output, error, started, finished, commit
+    """Run the experiment notebooks through papermill with `profile`, `jobs` at a time (`notebook_chains`); print and save a
+    summary, `reproduce_{profile}.csv` beside the results (with `only`, the rows of the notebooks run replace theirs in it)."""
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}: use one of {PROFILES}")
+    jobs = default_jobs(profile) if jobs is None else int(jobs)
+    if jobs < 1: raise ValueError(f"jobs must be at least 1, got {jobs}")
     root = repo_root()
     out_dir = Path(out_dir) if out_dir else root / 'results'
-    nbs = experiment_notebooks(root / 'nbs')
-    if only:
-        wanted = [only] if isinstance(only, str) else list(only)
-        sel = {n: p for n, p in nbs.items() if any(n == w or n.startswith(w) for w in wanted)}
-        missing = [w for w in wanted if not any(n == w or n.startswith(w) for n in nbs)]
-        if missing: raise ValueError(f"no experiment notebook named {missing}; available: {sorted(nbs)}")
-        nbs = sel
-    recs = []
-    for i, (name, nb) in enumerate(nbs.items(), 1):
-        print(f"[{i}/{len(nbs)}] {name} (profile {profile}) ...", flush=True)
-        r = _run_one(name, nb, profile, out_dir, kernel, root, log_output)
-        print(f"    {r.status} in {r.seconds:.1f} s" + (f": {r.error}" if r.error else ''), flush=True)
-        r.finished, r.commit = time.strftime('%Y-%m-%d %H:%M', time.gmtime()), _git_commit(root)
-        recs.append(r)
-    ran = pd.DataFrame([r.__dict__ for r in recs], columns=list(RunRecord.__dataclass_fields__))
-    summary, df = out_dir / f'reproduce_{profile}.csv', ran
-    if only and summary.exists():   # a subset: its rows replace theirs in the summary, the other notebooks' rows stay
-        old = pd.read_csv(summary, keep_default_na=False)
+    nbs = _select(experiment_notebooks(root / 'nbs'), only)
+    summary = out_dir / f'reproduce_{profile}.csv'
+    old = pd.read_csv(summary, keep_default_na=False) if summary.exists() else None
+    chains = (notebook_chains(nbs, dict(zip(old.name, old.seconds)) if old is not None else None) if jobs > 1
+              else [[n] for n in nbs])
+    args, t0 = (profile, out_dir, kernel, root, log_output), time.perf_counter()
+    print(f"{len(nbs)} notebooks (profile {profile}), {min(jobs, len(chains))} at a time", flush=True)
+    if jobs == 1 or len(chains) == 1:
+        recs = [r for c in chains for r in _run_chain([(n, nbs[n]) for n in c], *args)]
+    else:   # worker processes (spawned: each starts its own papermill and kernels); a chain's notebooks stay in order
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(min(jobs, len(chains)), mp_context=multiprocessing.get_context('spawn')) as pool:
+            futures = [pool.submit(_run_chain, [(n, nbs[n]) for n in c], *args) for c in chains]
+            recs = [r for f in futures for r in f.result()]
+    ran = pd.DataFrame([r.__dict__ for r in recs], columns=list(RunRecord.__dataclass_fields__)).sort_values('name', ignore_index=True)
+    df = ran
+    if only and old is not None:   # a subset: its rows replace theirs in the summary, the other notebooks' rows stay
         df = pd.concat([old[~old.name.isin(ran.name)], ran], ignore_index=True).sort_values('name', ignore_index=True)
     with atomic_path(summary) as tmp: df.to_csv(tmp, index=False)
     n_fail = int((ran.status != 'ok').sum())
-    print(f"\n{len(ran) - n_fail} of {len(ran)} notebooks ran ({ran.seconds.sum():.0f} s); summary in {summary}")
+    print(f"\n{len(ran) - n_fail} of {len(ran)} notebooks ran in {time.perf_counter() - t0:.0f} s "
+          f"({ran.seconds.sum():.0f} s of notebook time); summary in {summary}")
     return df
 
-# %% ../nbs/24_reproduce.ipynb #c012
+# %% ../nbs/24_reproduce.ipynb #c015
 def experiment_output(name: str, # the notebook's name, e.g. 'fig09_threshold'
                       profile: str, # 'smoke' | 'cpu' | 'gpu' | 'paper'
                       out_dir: str | Path | None = None, # the notebook's `out_dir` parameter
                      ) -> Path: # where the notebook writes: tables/ and figures/ below it exist
     """The set-up every experiment notebook starts with: work in the repository root (relative paths mean the same from
-    papermill, Jupyter or the command line), at most two CPU threads when there is no GPU (what the cpu profile's times are
-    measured with), and the output folder: `out_dir`, else `results/` (cpu, paper) or a new temporary folder (smoke: CI)."""
+    papermill, Jupyter or the command line), one CPU thread when there is no GPU (the committed `cpu` numbers are those of one
+    thread: another thread count rounds differently), and the output folder: `out_dir`, else `results/` (cpu, gpu, paper) or a
+    new temporary folder (smoke: CI)."""
     import tempfile, torch
     os.chdir(repo_root())   # results/ below is relative to it: run configs and printed paths hold no path of this machine
     if out_dir: out = Path(out_dir)
     elif profile == 'smoke': out = Path(tempfile.mkdtemp(prefix=f'ikm_nb_smoke_{name}_'))   # fresh: never resumes an older run
     else: out = Path('results')
     for sub in ('tables', 'figures'): (out / sub).mkdir(parents=True, exist_ok=True)
-    if not torch.cuda.is_available(): torch.set_num_threads(min(2, os.cpu_count() or 1))
+    if not torch.cuda.is_available(): torch.set_num_threads(1)
     return out
 
-# %% ../nbs/24_reproduce.ipynb #c013
+# %% ../nbs/24_reproduce.ipynb #c016
 def available_sets(sets, # benchmark names (see `ikm_nb.data.find_benchmark`)
                    missing: str = 'error', # a missing set: 'error' (one error naming each, with the way to get it) | 'skip'
                   ) -> list[str]:
@@ -208,7 +256,7 @@ def train_and_evaluate(cfg, # a `TrainConfig`
             for _, r in summarize(evaluate(model, sets, model.cfg.scale, convention, progress=False)).iterrows()]
     return rows, metrics
 
-# %% ../nbs/24_reproduce.ipynb #c020
+# %% ../nbs/24_reproduce.ipynb #c018
 def experiment_settings(profiles: dict, # {profile: {setting: value, ..., 'base': {'profile': train profile, **overrides}}}
                         profile: str, # the notebook's `profile` parameter
                         **given, # the notebook's parameters: each that is not None replaces the setting of that name
@@ -232,7 +280,7 @@ def run_config(settings: dict, # `experiment_settings`' output (its 'base' is us
     return profile_config(train_profile, **{'val_set': None, 'ckpt_every': 0, **base, **fields,
                                             'out_dir': str(Path(out) / 'runs'), 'run_name': run_name})
 
-# %% ../nbs/24_reproduce.ipynb #c016
+# %% ../nbs/24_reproduce.ipynb #c022
 def paired_differences(runs: pd.DataFrame, # one row per run: the columns of `by`, `arm`, `pair` and `value`
                        arm: str, # the column naming the compared variants, e.g. 'attention'
                        baseline, # the value of `arm` every other variant is compared with, e.g. 'none'
@@ -272,7 +320,7 @@ def paired_summary(diffs: pd.DataFrame, # `paired_differences`' output
     s['verdict'] = s.apply(verdict, axis=1)
     return s
 
-# %% ../nbs/24_reproduce.ipynb #c023
+# %% ../nbs/24_reproduce.ipynb #c024
 def seed_plot(ax, # the matplotlib axes to draw on
               data: pd.DataFrame, # one row per run (or per paired difference)
               x: str, # the column along the x axis

@@ -65,3 +65,15 @@ def test_reproduce_only_replaces_its_rows_of_the_summary(tmp_path, monkeypatch):
     assert len(got.loc['table1_bicubic', 'commit']) >= 7   # run inside the repository's git checkout
     rp.reproduce('smoke', only='fig01', out_dir=tmp_path / 'fresh')   # no summary yet: only the notebooks run
     assert list(pd.read_csv(tmp_path / 'fresh' / 'reproduce_smoke.csv').name) == ['fig01_ikm_1d']
+
+def test_reproduce_runs_notebooks_side_by_side(tmp_path):
+    """With jobs=2 two notebooks run at once in worker processes (papermill and a kernel each) and their records carry when each
+    started and ended; the summary holds both, whichever finished first."""
+    import pandas as pd
+    from ikm_nb.reproduce import reproduce
+    df = reproduce('smoke', only=['table1_bicubic', 'fig01'], out_dir=tmp_path, jobs=2)
+    assert list(df.name) == ['fig01_ikm_1d', 'table1_bicubic'] and (df.status == 'ok').all(), df.error.tolist()
+    assert all((tmp_path / 'notebooks' / f'{n}.ipynb').exists() for n in df.name)
+    start, end = pd.to_datetime(df.started), pd.to_datetime(df.finished)
+    assert (start <= end).all() and start.max() < end.min()   # they overlapped: the second started before the first ended
+    assert list(pd.read_csv(tmp_path / 'reproduce_smoke.csv').name) == list(df.name)

@@ -135,7 +135,8 @@ def test_reproduce_summary_all_ok():
     s = pd.read_csv(R / 'reproduce_cpu.csv')
     from ikm_nb.reproduce import experiment_notebooks
     assert (s.status == 'ok').all() and set(experiment_notebooks(R.parent / 'nbs')) == set(s.name)
-    assert s.seconds.sum() <= 90 * 60   # make reproduce: every experiment notebook at the cpu profile in at most 90 minutes
+    wall = (pd.to_datetime(s.finished).max() - pd.to_datetime(s.started).min()).total_seconds()
+    assert wall <= 90 * 60   # make reproduce: every experiment notebook at the cpu profile in at most 90 minutes, in one run
 
 
 def test_cpu_results_trained_on_the_shipped_t91():
