@@ -183,8 +183,8 @@ def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'gpu' | 'paper'
         with ProcessPoolExecutor(min(jobs, len(chains)), mp_context=multiprocessing.get_context('spawn')) as pool:
             futures = [pool.submit(_run_chain, [(n, nbs[n]) for n in c], *args) for c in chains]
             recs = [r for f in futures for r in f.result()]
-    ran = pd.DataFrame([r.__dict__ for r in recs], columns=list(RunRecord.__dataclass_fields__)).sort_values('name', ignore_index=True)
-    df = ran
+    ran = pd.DataFrame([r.__dict__ for r in recs], columns=list(RunRecord.__dataclass_fields__))
+    df = ran = ran.sort_values('name', ignore_index=True)
     if only and old is not None:   # a subset: its rows replace theirs in the summary, the other notebooks' rows stay
         df = pd.concat([old[~old.name.isin(ran.name)], ran], ignore_index=True).sort_values('name', ignore_index=True)
     with atomic_path(summary) as tmp: df.to_csv(tmp, index=False)
