@@ -11,8 +11,8 @@ import pandas as pd
 from .utils import repo_root, atomic_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PROFILES', 'SHARES_RUNS', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths', 'notebook_chains',
-           'default_jobs', 'reproduce', 'experiment_output', 'available_sets', 'train_and_evaluate',
+__all__ = ['PROFILES', 'SHARES_RUNS', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths', 'executed_path',
+           'notebook_chains', 'default_jobs', 'reproduce', 'experiment_output', 'available_sets', 'train_and_evaluate',
            'experiment_settings', 'run_config', 'paired_differences', 'paired_summary', 'seed_plot', 'paired_lines',
            'uhdn_run_name', 'uhdn_run_config']
 
@@ -90,9 +90,14 @@ def portable_paths(path: Path, # an executed notebook
     with atomic_path(path, '.ipynb') as tmp: nbformat.write(nb, str(tmp))
     return changed
 
+def executed_path(out_dir: Path, name: str, profile: str) -> Path:
+    """Where the executed copy of notebook `name` at `profile` goes: `notebooks/<name>.ipynb` for `cpu` (the committed main
+    job), `notebooks/<profile>/<name>.ipynb` for the others, so that a `gpu` or `smoke` run never replaces a `cpu` copy."""
+    return Path(out_dir) / 'notebooks' / ('' if profile == 'cpu' else profile) / f'{name}.ipynb'
+
 def _run_one(name: str, nb: Path, profile: str, out_dir: Path, kernel: str | None, cwd: Path, log_output: bool) -> RunRecord:
     import papermill as pm
-    out = out_dir / 'notebooks' / f'{name}.ipynb'
+    out = executed_path(out_dir, name, profile)
     t0 = time.perf_counter()
     try:
         with atomic_path(out, '.ipynb') as tmp:

@@ -73,7 +73,7 @@ def test_reproduce_runs_notebooks_side_by_side(tmp_path):
     from ikm_nb.reproduce import reproduce
     df = reproduce('smoke', only=['table1_bicubic', 'fig01'], out_dir=tmp_path, jobs=2)
     assert list(df.name) == ['fig01_ikm_1d', 'table1_bicubic'] and (df.status == 'ok').all(), df.error.tolist()
-    assert all((tmp_path / 'notebooks' / f'{n}.ipynb').exists() for n in df.name)
+    assert all((tmp_path / 'notebooks' / 'smoke' / f'{n}.ipynb').exists() for n in df.name)   # not beside the cpu copies
     start, end = pd.to_datetime(df.started), pd.to_datetime(df.finished)
     assert (start <= end).all() and start.max() < end.min()   # they overlapped: the second started before the first ended
     assert list(pd.read_csv(tmp_path / 'reproduce_smoke.csv').name) == list(df.name)
