@@ -125,8 +125,8 @@ def _run_chain(chain: list[tuple[str, Path]], # (name, notebook) pairs, run in t
     "Run the notebooks of one chain one after another (in a worker process of `reproduce`, or in its own); their records."
     recs = []
     for name, nb in chain:
-        print(f"{_now()} started {name} (profile {profile})", flush=True)
         started = _now()
+        print(f"{started} started {name} (profile {profile})", flush=True)
         r = _run_one(name, nb, profile, out_dir, kernel, cwd, log_output)
         r.started, r.finished, r.commit = started, _now(), _git_commit(cwd)
         print(f"{r.finished} {name}: {r.status} in {r.seconds:.1f} s" + (f": {r.error}" if r.error else ''), flush=True)
