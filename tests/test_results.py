@@ -96,10 +96,11 @@ def test_ablations_share_the_u_hdn_runs():
     assert len(got[0]) == 3 and all(g == got[0] for g in got)
 
 
-def test_fig08_cpu_grid_with_two_seeds():
-    "fig08_model_size's cpu table: N in {1, 2} x M in {4, 6} x C in {16, 32} x 2 seeds; parameters grow with each of N, M, C."
+def test_fig08_cpu_grid_with_three_seeds():
+    "fig08_model_size's cpu table: N in {1, 2} x M in {4, 6} x C in {16, 32} x 3 seeds; parameters grow with each of N, M, C."
     t = pd.read_csv(R / 'tables' / 'fig08_model_size_cpu.csv')
-    assert len(t) == 16 and (t.set == "Set14").all() and (t.steps == 150).all() and t.psnr.between(20, 40).all()
+    assert len(t) == 24 and sorted(set(t.seed)) == [0, 1, 2] and (t.set == "Set14").all() and (t.steps == 150).all()
+    assert t.psnr.between(20, 40).all()
     assert set(zip(t.n_blocks, t.n_units, t.channels)) == {(n, m, c) for n in (1, 2) for m in (4, 6) for c in (16, 32)}
     p = t.drop_duplicates('label').set_index(['n_blocks', 'n_units', 'channels']).params
     assert all(p[(2, m, c)] > p[(1, m, c)] and p[(n, 6, c)] > p[(n, 4, c)] and p[(n, m, 32)] > p[(n, m, 16)]
