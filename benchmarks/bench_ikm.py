@@ -13,6 +13,9 @@ and the peak memory. The rows:
   ours-grouped / ours-loop: ours with the batch's kernels applied as one grouped conv / one image at a time
   ours-cat      the fast IKM layers without the split (each channel's attention once, every conv on the concatenation)
 
+  On CUDA the split rows train their dense units through one buffer (`set_dense_buffer`, 'auto'); on a CPU through
+  concatenations (`benchmarks/bench_buffer.py` compares the two).
+
   train step: batch 16 of 48x48 LR patches (x2: 96x96 HR targets), forward + L1 loss + backward + Adam
   inference : one 240x180 LR image (width x height; tensor 1x3x180x240), forward under torch.no_grad()
 

@@ -11,7 +11,8 @@ call. Columns: all such operators, convolutions (forward and backward), copies a
 
 Rows and tasks are those of `bench_ikm.py` (same models, same train step and inference); the settings are `eager`
 (float32) and `bf16-cl` (autocast bf16 + channels-last). The default rows take `ours-grouped`, which is what `ours` runs on
-a GPU (on a CPU, batch_conv 'auto' may convolve image by image: one thread, or channels-last). Sizes do not change the
+a GPU (on a CPU, batch_conv 'auto' may convolve image by image: one thread, or channels-last), and the split dense units
+train through one buffer as on a GPU (`set_dense_buffer`; 'auto' turns it on for CUDA tensors only). Sizes do not change the
 counts, so small inputs are the default (seconds):
 
   .venv/bin/python benchmarks/count_ops.py                           # CPU, full U-HDN x2, batch 4 of 24x24, 60x45 image
@@ -26,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ikm import MODELS, Runner, device_name                          # noqa: E402
 from ikm_nb.complexity import count_ops                                    # noqa: E402
+from ikm_nb.arch import set_dense_buffer                                   # noqa: E402
 
 COPIES = ('copy_', 'clone', '_to_copy', 'contiguous')
 
@@ -33,6 +35,7 @@ COPIES = ('copy_', 'clone', '_to_copy', 'contiguous')
 def count(name, setting, task, args, device) -> collections.Counter:
     r = Runner(name, setting, task, args, device)
     if task == 'train': r.opt = torch.optim.Adam(r.model.parameters(), lr=2e-4, foreach=True)   # as on a GPU: ~10 operators
+    set_dense_buffer(r.model, True)                 # as on a GPU: split units train through one buffer (where it applies)
     return count_ops(r.fn)                                       # after a warm-up call (kernel indices, optimizer state)
 
 

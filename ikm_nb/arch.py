@@ -11,13 +11,15 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .ikm import IKMConv2d, IKM_MODES, ISO_REDUCTIONS, ikm_layers, set_ikm_mode, ConcatAttention, whole_image_mean
+from .ikm import (IKMConv2d, IKM_MODES, ISO_REDUCTIONS, ikm_layers, set_ikm_mode, ConcatAttention, whole_image_mean,
+                        _compiling)
 
 # %% auto #0
 __all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'TABLE3_BACKBONES', 'TABLE3_VARIANTS', 'TABLE5_STRUCTURES',
            'FIG11_DEPTHS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory', 'CA', 'SA',
-           'make_attention', 'Composite', 'DenseUnit', 'set_dense_split', 'unit_kernels', 'UHDB', 'RDB', 'ResBlock',
-           'Upsampler', 'UHDNConfig', 'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn', 'uhdn_l']
+           'make_attention', 'Composite', 'DenseUnit', 'set_dense_split', 'set_dense_buffer', 'unit_kernels', 'UHDB',
+           'RDB', 'ResBlock', 'Upsampler', 'UHDNConfig', 'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn',
+           'uhdn_l']
 
 # %% ../nbs/02_arch.ipynb #c005
 DEPTH_CLAMP = (4, 16)  # the authors' bounds on a dense unit's depth
@@ -108,6 +110,7 @@ class DenseUnit(nn.Module):
         self.layers = nn.ModuleList(Composite(channels + i * growth, growth, **layer_kw) for i in range(depth))
         self.transition = nn.Conv2d(channels + depth * growth, channels, 1, bias=False)
         self.split = split
+        self.buffer = 'auto'   # training with the split: the growth channels in one buffer? (`set_dense_buffer`)
 
     def forward(self, x):  # (B, C, H, W)
         how = self._split_how() if self.split else None
@@ -133,6 +136,16 @@ def set_dense_split(model: nn.Module, # a network with dense units
     "Switch every `DenseUnit` of `model` between the split and the concatenating formulation (same numbers); return `model`."
     for m in model.modules():
         if isinstance(m, DenseUnit): m.split = split
+    return model
+
+def set_dense_buffer(model: nn.Module, # a network with dense units
+                     buffer: bool | str, # 'auto' (the default: on a GPU), True (wherever it applies) or False (`torch.cat`)
+                    ) -> nn.Module:
+    """How every split `DenseUnit` of `model` trains: its growth channels written into one buffer, with a backward by hand
+    (`_GrowthBuffer`; on for True, for 'auto' on CUDA tensors only), or grown by one concatenation per layer; return `model`."""
+    if buffer not in ('auto', True, False): raise ValueError(f"buffer must be 'auto', True or False, got {buffer!r}")
+    for m in model.modules():
+        if isinstance(m, DenseUnit): m.buffer = buffer
     return model
 
 # %% ../nbs/02_arch.ipynb #c017
@@ -185,6 +198,9 @@ def _forward_split(self: DenseUnit, how, x):
             else: slot.copy_(l.att(l.act(z)))
             o += l.conv.out_channels
         return self.transition(buf)                                    # (B, C, H, W)
+    if _buffer_applies(self, x, yx):                                   # autograd: one buffer, a backward by hand
+        geo = (list(c0.stride), list(c0.padding), list(c0.dilation))
+        return self.transition(_GrowthBuffer.apply(x, yx, geo, [l.conv.out_channels for l in self.layers], *wg))
     grown = None                                                       # [y_0, .., y_{i-1}], grown by one cat per layer
     for i, l in enumerate(self.layers):
         z = parts[i] if i == 0 else parts[i] + grow(grown, wg[i - 1])
@@ -194,6 +210,56 @@ def _forward_split(self: DenseUnit, how, x):
     return self.transition(torch.cat([x, grown], 1))                   # (B, C, H, W)
 
 DenseUnit._split_how, DenseUnit._forward_split = _split_how, _forward_split
+
+def _buffer_applies(unit: DenseUnit, x, yx) -> bool:
+    "Whether the split `unit` trains through `_GrowthBuffer`: its setting, and ReLU layers without bias or attention."
+    on = unit.buffer is True or unit.buffer == 'auto' and x.is_cuda
+    return (on and torch.is_grad_enabled() and not _compiling() and x.is_contiguous() and x.dtype == yx.dtype
+            and all(l.conv.bias is None and type(l.act) is nn.ReLU and type(l.att) is nn.Identity for l in unit.layers))
+
+class _GrowthBuffer(torch.autograd.Function):
+    """The split unit's growth channels with autograd but without concatenations: the forward writes the unit's input and
+    each layer's ReLU output into one (B, C + d g, H, W) buffer, as the no-grad path does; the backward runs from the buffer
+    alone (the layers' outputs are in it: ReLU's mask, and each growth convolution's input), layer by layer from the last,
+    adding each growth convolution's input gradient into the earlier layers' slots. Keeps the buffer, not the d
+    concatenations. Inputs: x (B, C, H, W), yx (B, d g, H, W) the convolution of x by the stacked slices, the geometry
+    (stride, padding, dilation), the layers' growth [g_1..g_d], and the growth kernels of layers 2..d."""
+    @staticmethod
+    def forward(ctx, x, yx, geo, gs, *wg):
+        B, C = x.shape[:2]
+        buf = x.new_empty(B, C + sum(gs), *x.shape[2:])
+        buf.narrow(1, 0, C).copy_(x)
+        o = 0
+        for i, g in enumerate(gs):
+            slot = buf.narrow(1, C + o, g)
+            if i == 0: torch.clamp_min(yx.narrow(1, 0, g), 0, out=slot)
+            else:
+                torch.add(yx.narrow(1, o, g), F.conv2d(buf.narrow(1, C, o), wg[i - 1], None, *geo), out=slot)
+                slot.clamp_min_(0)
+            o += g
+        ctx.save_for_backward(buf, *wg)
+        ctx.geo, ctx.gs, ctx.C = geo, gs, C
+        return buf
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gbuf):
+        buf, *wg = ctx.saved_tensors
+        C, gs = ctx.C, ctx.gs
+        g_grow = gbuf.narrow(1, C, sum(gs)).clone(memory_format=torch.contiguous_format)   # accumulated into below
+        g_yx = torch.empty_like(g_grow)
+        g_wg = [None] * len(wg)
+        offsets = [sum(gs[:i]) for i in range(len(gs))]
+        for i in reversed(range(len(gs))):
+            o, g = offsets[i], gs[i]
+            gz = g_yx.narrow(1, o, g)                                  # dL/dz_i: ReLU's backward from its output
+            torch.ops.aten.threshold_backward.grad_input(g_grow.narrow(1, o, g), buf.narrow(1, C + o, g), 0, grad_input=gz)
+            if i == 0: continue
+            need_w = ctx.needs_input_grad[4 + i - 1]
+            g_in, g_wg[i - 1], _ = torch.ops.aten.convolution_backward(
+                gz, buf.narrow(1, C, o), wg[i - 1], None, *ctx.geo, False, [0, 0], 1, [True, need_w, False])
+            g_grow.narrow(1, 0, o).add_(g_in)
+        return gbuf.narrow(1, 0, C), g_yx, None, None, *g_wg
 
 # %% ../nbs/02_arch.ipynb #c019
 def _is_channels_last(t: torch.Tensor) -> bool:

@@ -5,10 +5,11 @@
 #   run(command="bash scripts/gpu_session.sh", carry=[".wheels-gpu"], timeout_s=590)
 # Back under $OUT: session.log, and results_gpu.tar.gz (unpack it at the repository root here: results/reproduce_gpu.csv,
 # results/tables/*_gpu*, results/figures/*_gpu*, results/notebooks/gpu/, and each run's config.json, metrics.csv and train.log;
-# no checkpoints: they would not fit the 16 MiB a returned file may hold). The runs are seeded, so what does not finish in one
-# call reruns the same way in the next. Settings (environment): NOTEBOOKS (default Table III and Table IV), JOBS (notebooks at
-# once, default 2), PROFILE (default gpu; smoke to try the script on a CPU), PYTHON (default python3), REPRO_TIMEOUT (seconds,
-# default 480), SKIP_WHEELS=1 (an environment that has papermill already, e.g. .venv here).
+# no checkpoints: they would not fit the 16 MiB a returned file may hold), and bench_buffer_cuda.md (bench_buffer.py, if
+# time is left). The runs are seeded, so what does not finish in one call reruns the same way in the next. Settings
+# (environment): NOTEBOOKS (default Table III and Table IV), JOBS (notebooks at once, default 2), PROFILE (default gpu; smoke
+# to try the script on a CPU), PYTHON (default python3), REPRO_TIMEOUT (seconds, default 480), BENCH_TIMEOUT (seconds,
+# default 60), SKIP_WHEELS=1 (an environment that has papermill already, e.g. .venv here).
 set -u
 OUT=${OUT:-/tmp/ikm_gpu_session}; mkdir -p "$OUT"
 PY=${PYTHON:-python3}; PROFILE=${PROFILE:-gpu}
@@ -31,4 +32,8 @@ files=$(ls -d results/reproduce_${PROFILE}.csv results/tables/*_${PROFILE}* resu
         results/notebooks/${PROFILE} results/runs/*_${PROFILE}_*/config.json results/runs/*_${PROFILE}_*/metrics.csv \
         results/runs/*_${PROFILE}_*/train.log 2>/dev/null)
 tar czf "$OUT/results_${PROFILE}.tar.gz" $files && echo "$(echo $files | wc -w) files in $OUT/results_${PROFILE}.tar.gz"
+if [ "$PROFILE" = gpu ]; then   # issue 15, if time is left: the split units' buffer against concatenations, eager, on the GPU
+  timeout ${BENCH_TIMEOUT:-60} $PY benchmarks/bench_buffer.py --device cuda --rounds 10 > "$OUT/bench_buffer_cuda.md" 2>&1
+  echo "bench_buffer exit status $?"
+fi
 ls -l "$OUT"

@@ -12,7 +12,7 @@ import torch.nn as nn
 from ikm_nb.arch import (UHDN, UHDNConfig, UHDB, DenseUnit, RDB, PRESETS, preset, uhdn, uhdn_l, clamp_depths,
                          fig8_presets)
 from ikm_nb.complexity import count_params, count_macs, complexity_table, count_ops
-from ikm_nb.arch import conv_factory, set_dense_split
+from ikm_nb.arch import conv_factory, set_dense_split, set_dense_buffer
 from ikm_nb.ikm import IKMConv2d, ikm_layers, ikm_impl, set_ikm_impl, set_ikm_mode
 
 
@@ -390,6 +390,81 @@ def test_plain_dense_unit_split_equals_concatenation(act, attention):
         assert _rel(got, want) < 1e-12
 
 
+def _buffer_calls(monkeypatch):
+    "Spy on `_buffer_applies`: the verdict of each split unit's training forward (True: through `_GrowthBuffer`)."
+    import ikm_nb.arch as A
+    calls, orig = [], A._buffer_applies
+    def spy(*a): calls.append(orig(*a)); return calls[-1]
+    monkeypatch.setattr(A, '_buffer_applies', spy)
+    return calls
+
+
+@pytest.mark.parametrize('batch_conv', ['grouped', 'loop'])
+def test_dense_buffer_trains_as_the_concatenation(monkeypatch, batch_conv):
+    """float64: the split unit trained through its buffer (`_GrowthBuffer`, a backward by hand) == the authors' concatenating
+    unit: outputs, input and every parameter gradient, plain and IKM in each mode and IsO rule; two units in a row. And the
+    same bits as the split unit grown by concatenations."""
+    calls = _buffer_calls(monkeypatch)
+    torch.manual_seed(0)
+    for conv in (nn.Conv2d, conv_factory(True)):
+        u = nn.Sequential(DenseUnit(8, 4, 4, conv=conv), DenseUnit(8, 1, 3, conv=conv)).double()
+        for p in u.parameters(): p.data.normal_(0, 0.3)
+        x = torch.randn(3, 8, 9, 6, dtype=torch.float64, requires_grad=True)
+        gy = torch.randn(3, 8, 9, 6, dtype=torch.float64)
+        for mode, red in ([('iso', 'mean'), ('iso', 'sum'), ('exact', 'mean'), ('go', 'mean')] if conv is not nn.Conv2d
+                          else [(None, None)]):
+            if mode: set_ikm_mode(u, mode, iso_reduction=red)
+            res = {}
+            for how in ('concatenation', 'cat', 'buffer'):
+                set_dense_split(u, how != 'concatenation'); set_dense_buffer(u, how == 'buffer')
+                u.zero_grad(); x.grad = None; calls.clear()
+                with ikm_impl(batch_conv=batch_conv):
+                    y = u(x); y.backward(gy)
+                assert calls == ([] if how == 'concatenation' else [how == 'buffer'] * 2)
+                res[how] = [y, x.grad, *_grads(u)]
+            for how in ('cat', 'buffer'):
+                for got, want in zip(res[how], res['concatenation']): assert _rel(got, want) < 1e-12, (how, mode, red)
+            assert all(torch.equal(a, b) for a, b in zip(res['buffer'], res['cat']))   # the same additions in the same order
+
+
+def test_dense_buffer_where_it_applies(monkeypatch):
+    "'auto' trains through the buffer on CUDA only; True wherever the layers are bias-free ReLU convs and the input contiguous."
+    calls = _buffer_calls(monkeypatch)
+    x = torch.randn(2, 8, 6, 6)
+    def applies(u, x=x): calls.clear(); u(x); return calls
+    assert applies(DenseUnit(8, 3, 4)) == [False]                                            # 'auto' on a CPU
+    assert applies(set_dense_buffer(DenseUnit(8, 3, 4), True)) == [True]
+    assert applies(set_dense_buffer(DenseUnit(8, 3, 4, conv=conv_factory(True)), True)) == [True]
+    for kw in (dict(bias=True), dict(attention='ca'), dict(attention='sa')):
+        assert applies(set_dense_buffer(DenseUnit(8, 3, 4, **kw), True)) == [False], kw
+    assert applies(set_dense_buffer(DenseUnit(8, 3, 4), True), x.contiguous(memory_format=torch.channels_last)) == [False]
+    with torch.no_grad(): assert applies(set_dense_buffer(DenseUnit(8, 3, 4), True)) == []   # no grad: its own buffer path
+    with pytest.raises(ValueError, match="'auto', True or False"): set_dense_buffer(DenseUnit(8, 3, 4), 'yes')
+
+
+def test_dense_buffer_runs_fewer_operators_and_keeps_less():
+    """The buffer's purpose: no concatenation per layer (the only cats left are `unit_kernels`' two per unit) and fewer
+    operators per training step than the concatenating split; autograd keeps the buffer instead of the d concatenations:
+    at most 0.7x the bytes (storages counted once each; measured 0.62-0.65x for this one-block U-HDN at 32x32, ~0.55x for
+    the full U-HDN: `benchmarks/bench_buffer.py`)."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    for ikm in (False, True):
+        m = UHDN(preset('uhdn', n_blocks=1, ikm=ikm))
+        n_units = sum(isinstance(u, DenseUnit) for u in m.modules())
+        ops, kept = {}, {}
+        for buffer in (False, True):
+            set_dense_buffer(m, buffer)
+            with ikm_impl(batch_conv='grouped'): ops[buffer] = _ops_per_step(m, x)
+            storages = {}
+            def pack(t): s = t.untyped_storage(); storages[s.data_ptr()] = s.nbytes(); return t
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), ikm_impl(batch_conv='grouped'): y = m(x)
+            kept[buffer] = sum(storages.values()); y.mean().backward()
+        assert ops[True]['cat'] <= 2 * n_units < ops[False]['cat'], (ops[True]['cat'], ops[False]['cat'])
+        assert sum(ops[True].values()) < sum(ops[False].values()) and 'slice_backward' not in ops[True]
+        assert kept[True] <= 0.7 * kept[False], (kept[True], kept[False])
+
+
 @pytest.mark.parametrize('ikm', [False, True])
 def test_split_unit_refuses_a_wrong_channel_count(ikm):
     "The split slices the kernels by the input's channels: a wrong input must fail as loudly as the concatenating unit does."
@@ -486,3 +561,15 @@ def test_ikm_uhdn_traces_without_graph_breaks():
     m = UHDN(preset('uhdn', n_blocks=1, n_units=2, channels=16, growth=4, depths=(2, 2)))
     e = torch._dynamo.explain(m)(torch.rand(2, 3, 12, 12))
     assert (e.graph_count, e.graph_break_count) == (1, 0), [str(b.reason)[:200] for b in e.break_reasons]
+
+
+def test_bench_buffer_script_runs(capsys, monkeypatch):
+    "`benchmarks/bench_buffer.py` at a tiny size: its five rows, and the buffer's outputs and gradients the same bits as cat."
+    from pathlib import Path
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / 'benchmarks'))
+    import bench_buffer
+    bench_buffer.main(['--blocks', '1', '--batch', '2', '--patch', '12', '--rounds', '1'])
+    rows = [l for l in capsys.readouterr().out.splitlines() if l.startswith('| vanilla') or l.startswith('| ours')]
+    assert [r.split(' | ')[:2] for r in rows] == [['| vanilla', '-'], ['| vanilla-split', 'cat'], ['| vanilla-split', 'buf'],
+                                                  ['| ours', 'cat'], ['| ours', 'buf']]
+    assert sum(r.endswith('| 0 (same bits) |') for r in rows) == 2
