@@ -185,31 +185,35 @@ def _forward_split(self: DenseUnit, how, x):
           else how.modulated_conv(x, how.attention(x), wx,             # the input's CAG once; one image-specific conv
                                   iso_reduction='sum' if iso else None))
     parts = yx.split([l.conv.out_channels for l in self.layers], 1)
-    grow = lambda inp, w: F.conv2d(inp, w, None, c0.stride, c0.padding, c0.dilation)
+    geo = (list(c0.stride), list(c0.padding), list(c0.dilation))
     if not torch.is_grad_enabled() and x.is_contiguous():             # no autograd: one buffer, written once per part
-        buf = x.new_empty(B, self.transition.in_channels, *x.shape[2:])
-        buf.narrow(1, 0, C).copy_(x)
-        o = 0
-        for i, l in enumerate(self.layers):
-            slot = buf.narrow(1, C + o, l.conv.out_channels)
-            z = parts[0] if i == 0 else torch.add(parts[i], grow(buf.narrow(1, C, o), wg[i - 1]), out=slot)
-            if l.conv.bias is not None: z = torch.add(z, l.conv.bias.view(1, -1, 1, 1), out=slot)
-            if type(l.act) is nn.ReLU and type(l.att) is nn.Identity: torch.clamp_min(z, 0, out=slot)
-            else: slot.copy_(l.att(l.act(z)))
-            o += l.conv.out_channels
-        return self.transition(buf)                                    # (B, C, H, W)
+        return self.transition(_growth_buffer(x, parts, wg, geo, self.layers))   # (B, C, H, W)
     if _buffer_applies(self, x, yx):                                   # autograd: one buffer, a backward by hand
-        geo = (list(c0.stride), list(c0.padding), list(c0.dilation))
-        return self.transition(_GrowthBuffer.apply(x, yx, geo, [l.conv.out_channels for l in self.layers], *wg))
+        return self.transition(_GrowthBuffer.apply(x, yx, geo, self.layers, *wg))
     grown = None                                                       # [y_0, .., y_{i-1}], grown by one cat per layer
     for i, l in enumerate(self.layers):
-        z = parts[i] if i == 0 else parts[i] + grow(grown, wg[i - 1])
+        z = parts[i] if i == 0 else parts[i] + F.conv2d(grown, wg[i - 1], None, *geo)
         if l.conv.bias is not None: z = z + l.conv.bias.view(1, -1, 1, 1)
         y = l.att(l.act(z))                                            # (B, g, H, W)
         grown = y if grown is None else torch.cat([grown, y], 1)
     return self.transition(torch.cat([x, grown], 1))                   # (B, C, H, W)
 
 DenseUnit._split_how, DenseUnit._forward_split = _split_how, _forward_split
+
+def _growth_buffer(x, parts, wg, geo, layers) -> torch.Tensor:
+    "The unit's (B, C + d g, H, W) concatenation, written into one buffer: x, then each layer's output (no autograd)."
+    B, C = x.shape[:2]
+    buf = x.new_empty(B, C + sum(l.conv.out_channels for l in layers), *x.shape[2:])
+    buf.narrow(1, 0, C).copy_(x)
+    o = 0
+    for i, l in enumerate(layers):
+        slot = buf.narrow(1, C + o, l.conv.out_channels)
+        z = parts[0] if i == 0 else torch.add(parts[i], F.conv2d(buf.narrow(1, C, o), wg[i - 1], None, *geo), out=slot)
+        if l.conv.bias is not None: z = torch.add(z, l.conv.bias.view(1, -1, 1, 1), out=slot)
+        if type(l.act) is nn.ReLU and type(l.att) is nn.Identity: torch.clamp_min(z, 0, out=slot)
+        else: slot.copy_(l.att(l.act(z)))
+        o += l.conv.out_channels
+    return buf
 
 def _buffer_applies(unit: DenseUnit, x, yx) -> bool:
     "Whether the split `unit` trains through `_GrowthBuffer`: its setting, and ReLU layers without bias or attention."
@@ -219,26 +223,18 @@ def _buffer_applies(unit: DenseUnit, x, yx) -> bool:
 
 class _GrowthBuffer(torch.autograd.Function):
     """The split unit's growth channels with autograd but without concatenations: the forward writes the unit's input and
-    each layer's ReLU output into one (B, C + d g, H, W) buffer, as the no-grad path does; the backward runs from the buffer
-    alone (the layers' outputs are in it: ReLU's mask, and each growth convolution's input), layer by layer from the last,
+    each layer's ReLU output into one (B, C + d g, H, W) buffer (`_growth_buffer`, as without autograd); the backward runs
+    from the buffer alone (the layers' outputs are in it: ReLU's mask, and each growth convolution's input), from the last layer,
     adding each growth convolution's input gradient into the earlier layers' slots. Keeps the buffer, not the d
     concatenations. Inputs: x (B, C, H, W), yx (B, d g, H, W) the convolution of x by the stacked slices, the geometry
-    (stride, padding, dilation), the layers' growth [g_1..g_d], and the growth kernels of layers 2..d."""
+    (stride, padding, dilation), the unit's layers (bias-free convs, ReLU: `_buffer_applies`), the growth kernels of layers
+    2..d."""
     @staticmethod
-    def forward(ctx, x, yx, geo, gs, *wg):
-        B, C = x.shape[:2]
-        buf = x.new_empty(B, C + sum(gs), *x.shape[2:])
-        buf.narrow(1, 0, C).copy_(x)
-        o = 0
-        for i, g in enumerate(gs):
-            slot = buf.narrow(1, C + o, g)
-            if i == 0: torch.clamp_min(yx.narrow(1, 0, g), 0, out=slot)
-            else:
-                torch.add(yx.narrow(1, o, g), F.conv2d(buf.narrow(1, C, o), wg[i - 1], None, *geo), out=slot)
-                slot.clamp_min_(0)
-            o += g
+    def forward(ctx, x, yx, geo, layers, *wg):
+        gs = [l.conv.out_channels for l in layers]
+        buf = _growth_buffer(x, yx.split(gs, 1), wg, geo, layers)
         ctx.save_for_backward(buf, *wg)
-        ctx.geo, ctx.gs, ctx.C = geo, gs, C
+        ctx.geo, ctx.gs, ctx.C = geo, gs, x.shape[1]
         return buf
 
     @staticmethod
