@@ -153,9 +153,9 @@ def test_cpu_results_trained_on_the_shipped_t91():
         mine = t[~t.get('source', pd.Series('', index=t.index)).astype(str).str.contains('shipped')]
         assert (mine.train_set == 'T91').all(), name
     runs = sorted((R / 'runs').glob('*/config.json'))
-    # table1_uhdn 1, fig05_06 2 twins, fig08 16, the ablations 36 (fig09 9, fig10 9, fig11 9, table5 9 beyond the 3 shared
+    # table1_uhdn 1, fig05_06 2 twins, fig08 24, the ablations 36 (fig09 9, fig10 9, fig11 9, table5 9 beyond the 3 shared
     # U-HDN runs), table3 48, table4 30
-    assert len(runs) == 1 + 2 + 16 + 36 + 48 + 30
+    assert len(runs) == 1 + 2 + 24 + 36 + 48 + 30
     for p in runs:
         data = json.loads(p.read_text())['data']
         assert {k: data[k] for k in shipped} == shipped, p.parent.name
