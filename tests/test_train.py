@@ -215,3 +215,20 @@ def test_channels_last_layout_same_numbers_up_to_rounding(tmp_path):
     assert fmt == {None: 'channels_last', False: 'contiguous'}
     assert_same(weights(runs[None]['run_dir']), weights(runs[False]['run_dir']), atol=1e-5)
     assert abs(runs[None]['loss'] - runs[False]['loss']) <= 1e-5 * abs(runs[False]['loss'])
+
+@pytest.mark.parametrize('arch', ['uhdn', 'table5_dense'])
+def test_dense_buffer_trains_the_same_bits(tmp_path, monkeypatch, arch):
+    """Training contiguous (where the dense units' buffer applies) through `_GrowthBuffer` or through concatenations ends with
+    the same weights, bit for bit, after 6 updates: what lets 'auto' turn the buffer on (CUDA) without changing a result."""
+    import ikm_nb.arch as A
+    orig, used = A._buffer_applies, []
+    def forced(unit, x, yx):
+        unit.buffer = force; used.append(orig(unit, x, yx)); return used[-1]
+    monkeypatch.setattr(A, '_buffer_applies', forced)
+    runs = {}
+    for force in (False, True):
+        used.clear()
+        runs[force] = train(profile_config('smoke', arch=arch, steps=6, channels_last=False, out_dir=str(tmp_path),
+                                           run_name=f'b{force}'), progress=False)
+        assert used and all(u == force for u in used)
+    assert_same(weights(runs[False]['run_dir']), weights(runs[True]['run_dir']))
