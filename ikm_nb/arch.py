@@ -11,8 +11,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .ikm import (IKMConv2d, IKM_MODES, ISO_REDUCTIONS, ikm_layers, set_ikm_mode, ConcatAttention, whole_image_mean,
-                        _compiling)
+from .ikm import IKMConv2d, IKM_MODES, ISO_REDUCTIONS, ikm_layers, set_ikm_mode, ConcatAttention, whole_image_mean
+from .ikm import _compiling
 
 # %% auto #0
 __all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'TABLE3_BACKBONES', 'TABLE3_VARIANTS', 'TABLE5_STRUCTURES',
