@@ -11,9 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['Threshold', 'IKM_IMPLS', 'BATCH_CONVS', 'IKM_MODES', 'ISO_REDUCTIONS', 'ikm_options', 'modulate', 'ikm_conv',
-           'IKMOptions', 'ikm_impl', 'cag', 'whole_image_pooling', 'whole_image_mean', 'IKMConv1d', 'IKMConv2d',
-           'ConcatAttention', 'ikm_convert', 'ikm_layers', 'set_ikm_mode', 'set_ikm_impl']
+__all__ = ['Threshold', 'IKM_IMPLS', 'BATCH_CONVS', 'IKM_MODES', 'ISO_REDUCTIONS', 'ATTENTION_DTYPES', 'ikm_options', 'modulate',
+           'ikm_conv', 'IKMOptions', 'ikm_impl', 'cag', 'whole_image_pooling', 'whole_image_mean', 'IKMConv1d',
+           'IKMConv2d', 'ConcatAttention', 'ikm_convert', 'ikm_layers', 'set_ikm_mode', 'set_ikm_impl']
 
 # %% ../nbs/01_ikm.ipynb #c006
 Threshold = Union[float, Literal['mean', 'median']]
@@ -35,9 +35,17 @@ def _proportion(pooled: torch.Tensor) -> torch.Tensor:
 
 def _cag_reference(x, k, t):
     "The authors' CAG: threshold, `adaptive_avg_pool` to the k-grid, Eq. 11."
-    m = (x >= _threshold(x, t)).to(x.dtype if x.is_floating_point() else torch.float32)  # Eq. 10
+    m = (x >= _threshold(x, t)).to(_attention_dtype(x))                                    # Eq. 10
     pooled = (F.adaptive_avg_pool1d if len(k) == 1 else F.adaptive_avg_pool2d)(m, k)      # f_AP, (B, C, *k)
     return _proportion(pooled)
+
+def _attention_dtype(x: torch.Tensor) -> torch.dtype:
+    """The attention's dtype for features `x`: theirs in float32 or float64; float32 for half-precision features (bf16
+    autocast), since a bf16 attention near 1.5 moves in steps of 2**-7 = 0.008, the size of its variation over the taps
+    (`ikm_options.attention_dtype = 'input'` rounds it to the features' dtype instead)."""
+    if x.dtype in (torch.float32, torch.float64): return x.dtype
+    if not x.is_floating_point() or ikm_options.attention_dtype == 'float32': return torch.float32
+    return x.dtype
 
 # %% ../nbs/01_ikm.ipynb #c010
 def modulate(w: torch.Tensor, # the shared kernel, (c_out, c_in / groups, *k)
@@ -103,6 +111,7 @@ IKM_IMPLS = ('fast', 'reference')
 BATCH_CONVS = ('auto', 'grouped', 'loop')
 IKM_MODES = ('iso', 'exact', 'go', 'off')
 ISO_REDUCTIONS = ('mean', 'sum')   # IsO's kernel gradient: the mean of the per-image ones (the authors) or their sum (Eq. 15)
+ATTENTION_DTYPES = ('float32', 'input')   # the attention of bf16 / fp16 features: float32, or rounded to their dtype
 
 def _check_choice(v, choices, what: str, optional: bool = False):
     "`v` if it is one of `choices` (or None when `optional`), else a ValueError naming the choices."
@@ -123,10 +132,14 @@ class IKMOptions:
     "Module-level switches of the IKM layers (one instance: `ikm_options`)."
     impl = _Choice(IKM_IMPLS, 'IKM implementation')
     batch_conv = _Choice(BATCH_CONVS, 'batch_conv')
-    def __init__(self): self.impl, self.batch_conv = 'fast', 'auto'
-    def __repr__(self): return f"IKMOptions(impl={self.impl!r}, batch_conv={self.batch_conv!r})"
+    attention_dtype = _Choice(ATTENTION_DTYPES, 'attention_dtype')
+    def __init__(self): self.impl, self.batch_conv, self.attention_dtype = 'fast', 'auto', 'float32'
+    def __repr__(self):
+        return f"IKMOptions(impl={self.impl!r}, batch_conv={self.batch_conv!r}, attention_dtype={self.attention_dtype!r})"
 
-ikm_options = IKMOptions()   # impl: default implementation; batch_conv: how the fast path applies B kernels (see below)
+# impl: default implementation; batch_conv: how the fast path applies B kernels (see below); attention_dtype: the CAG's
+# attention of half-precision features (autocast) in 'float32' (default) or rounded to the features' dtype ('input')
+ikm_options = IKMOptions()
 
 @contextlib.contextmanager
 def ikm_impl(impl: str | None = None, # 'fast' | 'reference': the default of layers whose own `impl` is None
@@ -177,7 +190,7 @@ def _cag_fast(x, k, t):
         pooled = _bin_means(m.permute(0, 2, 3, 1), k, first=1).permute(0, 3, 1, 2)     # reduce in the (B, H, W, C) layout
     else: pooled = _bin_means(m, k)
     a = _proportion(pooled.contiguous())
-    return a.to(x.dtype if x.is_floating_point() else torch.float32)
+    return a.to(_attention_dtype(x))
 
 def cag(x: torch.Tensor, # feature map, (B, C, L) or (B, C, H, W)
         kernel_size: int | tuple[int, ...], # the kernel's size k (not the dilated receptive field)
@@ -216,7 +229,7 @@ def _cag_replayed(x, k, t, pool):
         raise ValueError(f"the CAG threshold {t!r} is a statistic of the whole map: whole-image pooling (tiled inference) "
                          "needs a numeric threshold")
     m = (x >= float(t)).to(torch.float32)                                                   # Eq. 10
-    return _proportion(pool(m, k).float()).to(x.dtype if x.is_floating_point() else torch.float32)
+    return _proportion(pool(m, k).float()).to(_attention_dtype(x))
 
 # %% ../nbs/01_ikm.ipynb #c024
 def _loop_conv(x, w_hat, stride, padding, dilation, groups):

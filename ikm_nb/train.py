@@ -58,7 +58,7 @@ class TrainConfig:
     lr_gamma: float = 0.5
     loss: str = 'l1'
     optimizer: str = 'adam'            # 'adam' (the paper's) or 'sgd' (plain, no momentum)
-    amp: str = 'off'                   # 'off' | 'bf16' (autocast, GPU)
+    amp: str = 'off'                   # 'off' | 'bf16' (autocast: a GPU, or a CPU with bf16 instructions)
     cuda_graph: bool = True            # CUDA, one process: capture the model's forward + backward once, replay it each step
     cudnn_benchmark: bool = False      # CUDA: let cuDNN time its algorithms once for the fixed patch size (no effect on an H100)
     channels_last: bool | None = None  # model and batches channels-last; None: on the CPU (1.2x faster there), not on CUDA
@@ -342,9 +342,9 @@ def _out_of_time(t0: float, max_seconds: float | None, world: int, device) -> bo
     return out
 
 def _amp(cfg: TrainConfig, device, graphed: bool):
-    "The autocast context of the training steps: bf16 on CUDA when asked (a captured graph must not use autocast's weight cache)."
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == 'bf16' and device.type == 'cuda',
-                          cache_enabled=not graphed)
+    """The autocast context of the training steps: bf16 when asked, on CUDA or the CPU (a captured graph must not use
+    autocast's weight cache). The IKM attention stays float32 (`ikm_options.attention_dtype`); validation runs in float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == 'bf16', cache_enabled=not graphed)
 
 def _run_files(run_dir: Path, cfg: TrainConfig, mconf: dict, world: int, device, layout, start: int):
     "The run's config.json (what ran, and where) and metrics.csv (kept up to the resumed step): (run_info, metrics)."
