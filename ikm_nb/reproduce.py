@@ -312,18 +312,20 @@ def paired_differences(runs: pd.DataFrame, # one row per run: the columns of `by
 def paired_summary(diffs: pd.DataFrame, # `paired_differences`' output
                    arm: str, # the variants' column
                    by=(), # the groups' columns
-                  ) -> pd.DataFrame: # by..., arm, n, mean, sd, min, max, verdict
-    "Mean, standard deviation (ddof = 1) and range of the paired differences, with the verdict rule stated above."
+                   family=None, # columns whose groups are separate tables for Holm's correction; None: all rows are one
+                   level: float = 0.95, # the intervals' confidence level
+                  ) -> pd.DataFrame: # by..., arm, n, mean, sd, min, max, lo, hi, tstat, p, p_holm, mde, verdict
+    """Per comparison (group of `by` and `arm`): the mean, sd (ddof 1) and range of the paired differences, their `level` t
+    interval (lo, hi) and p, Holm's adjusted p within the table (`family`), the minimal detectable effect and the verdict
+    (`ikm_nb.stats.verdicts`). Report one evaluation set of the same runs as the comparison; a second set is shown beside it,
+    not counted again (give the summary of one set here)."""
+    from ikm_nb.stats import paired_t, verdicts
     by = [by] if isinstance(by, str) else list(by)
-    g = diffs.groupby(by + [arm], sort=False)['diff']
-    s = g.agg(n='count', mean='mean', sd='std', min='min', max='max').reset_index()
-    def verdict(r):
-        if r.n < 2: return 'one seed: no spread'
-        if r['min'] > 0 and r['mean'] > r.sd: return 'higher'
-        if r['max'] < 0 and -r['mean'] > r.sd: return 'lower'
-        return 'within the spread'
-    s['verdict'] = s.apply(verdict, axis=1)
-    return s
+    rows = [{**dict(zip(by + [arm], keys)), **paired_t(g['diff'].values, level), 'min': g['diff'].min(), 'max': g['diff'].max()}
+            for keys, g in diffs.groupby(by + [arm], sort=False)]
+    s = pd.DataFrame(rows)[[*by, arm, 'n', 'mean', 'sd', 'min', 'max', 'lo', 'hi', 'tstat', 'p']]
+    return verdicts(s, family)
+
 
 # %% ../nbs/24_reproduce.ipynb #c024
 def seed_plot(ax, # the matplotlib axes to draw on
@@ -352,10 +354,13 @@ def paired_lines(summary: pd.DataFrame, # `paired_summary`' output
                  digits: int = 3, # decimals shown
                  n_of: str = 'seeds', # what `n` counts
                 ) -> list[str]: # one Markdown bullet per row
-    "One bullet per paired comparison: mean ± sd over n seeds, the range, and the verdict in bold."
+    "One bullet per paired comparison: mean, 95% t interval over n seeds, p (Holm), detectable effect, the verdict in bold."
     f = f'+.{digits}f'
-    return [f"- {label(r)}: {r['mean']:{f}} ± {r.sd:.{digits}f} {unit} over {r.n} {n_of} "
-            f"(range {r['min']:{f}} to {r['max']:{f}}): **{r.verdict}**" for _, r in summary.iterrows()]
+    def line(r):
+        if r.n < 2: return f"- {label(r)}: {r['mean']:{f}} {unit} from {r.n} {n_of}: **{r.verdict}**"
+        return (f"- {label(r)}: {r['mean']:{f}} {unit}, 95% interval [{r.lo:{f}}, {r.hi:{f}}] over {r.n} {n_of} "
+                f"(p = {r.p:.2g}, Holm {r.p_holm:.2g}; detectable at 80%: {r.mde:.{digits}f} {unit}): **{r.verdict}**")
+    return [line(r) for _, r in summary.iterrows()]
 
 def uhdn_run_name(profile: str, scale: int, seed: int, batch: int, patch: int, steps: int, # the run's budget
                   net: str = 'uhdn', t=0.0, mode: str = 'iso', # the network's label and the IKM settings the ablations vary
