@@ -12,9 +12,10 @@ $(VENV_OK): requirements.lock setup.py settings.ini
 	.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(VENV_OK)
 
-## Reproduce the paper's results at the default, CPU-sized profile (into results/).
+## Reproduce the paper's results at the default, CPU-sized profile (into results/), then regenerate README.md from them.
 reproduce: $(VENV_OK)
 	.venv/bin/ikm reproduce --profile cpu
+	$(PY) scripts/make_readme.py
 
 ## All tests: notebooks and library in sync, the notebooks as tests, pytest; fails if they changed the working tree.
 test: $(VENV_OK) sync-check

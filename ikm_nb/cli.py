@@ -144,7 +144,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument('--preset', default=None); c.add_argument('--scale', type=int, default=None)
     c.set_defaults(fn=cmd_complexity)
     r = sub.add_parser('reproduce', help='run the experiment notebooks through papermill into results/')
-    r.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'])
+    r.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper', 'study'],
+                   help="cpu: what make reproduce runs; study: train the IKM study's missing runs (table3_ikm_study, hours)")
     r.add_argument('--only', nargs='+', default=None, help='notebook names or prefixes (e.g. table1 fig01)')
     r.add_argument('--jobs', type=int, default=None,
                    help='notebooks run at once (default: one per CPU core for smoke and cpu without a GPU, else 1)')

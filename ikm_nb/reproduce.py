@@ -11,13 +11,14 @@ import pandas as pd
 from .utils import repo_root, atomic_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PROFILES', 'SHARES_RUNS', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths', 'executed_path',
-           'notebook_chains', 'default_jobs', 'reproduce', 'experiment_output', 'available_sets', 'train_and_evaluate',
-           'experiment_settings', 'run_config', 'paired_differences', 'paired_summary', 'seed_plot', 'paired_lines',
-           'uhdn_run_name', 'uhdn_run_config']
+__all__ = ['PROFILES', 'STUDY_PROFILES', 'SHARES_RUNS', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths',
+           'executed_path', 'notebook_chains', 'default_jobs', 'reproduce', 'experiment_output', 'available_sets',
+           'train_and_evaluate', 'experiment_settings', 'run_config', 'paired_differences', 'paired_summary',
+           'seed_plot', 'paired_lines', 'uhdn_run_name', 'uhdn_run_config']
 
 # %% ../nbs/24_reproduce.ipynb #c005
-PROFILES = ('smoke', 'cpu', 'gpu', 'paper')
+PROFILES = ('smoke', 'cpu', 'gpu', 'paper', 'study')
+STUDY_PROFILES = {'study': 'table3_ikm_study'}   # a profile of one notebook only: `ikm reproduce --profile study` runs it alone
 _EXPERIMENT = re.compile(r'^(fig|table)\d+.*\.ipynb$')
 
 def experiment_notebooks(nbs_dir: Path | None = None) -> dict[str, Path]:
@@ -169,6 +170,11 @@ def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'gpu' | 'paper'
     """Run the experiment notebooks through papermill with `profile`, `jobs` at a time (`notebook_chains`); print and save a
     summary, `reproduce_{profile}.csv` beside the results (with `only`, the rows of the notebooks run replace theirs in it)."""
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}: use one of {PROFILES}")
+    if profile in STUDY_PROFILES:   # (its notebook trains many runs itself, in its own processes)
+        mine = STUDY_PROFILES[profile]
+        if only and any(not mine.startswith(w) for w in ([only] if isinstance(only, str) else only)):
+            raise ValueError(f"the {profile!r} profile is {mine}'s only: leave out --only, or name {mine}")
+        only, jobs = mine, 1
     jobs = default_jobs(profile) if jobs is None else int(jobs)
     if jobs < 1: raise ValueError(f"jobs must be at least 1, got {jobs}")
     root = repo_root()
@@ -338,12 +344,13 @@ def seed_plot(ax, # the matplotlib axes to draw on
               palette=None, # seaborn palette (a dict keeps one colour per hue value across panels)
               zero: bool = False, # draw the zero line (for differences)
              ):
-    "Each run as a point, and the mean with one standard deviation as a bar, per x (and hue): the spread over seeds in view."
+    "Each run as a point, and the mean with its 95% t interval as a bar, per x (and hue): every seed in view, and the interval."
     import seaborn as sns
+    from ikm_nb.stats import t_interval
     kw = dict(x=x, y=y, hue=hue, order=order, hue_order=hue_order, palette=palette if hue else None, ax=ax)
     if hue and len(hue_order if hue_order is not None else data[hue].unique()) > 1: kw['dodge'] = .5   # one level: no dodge
     sns.stripplot(data, alpha=.6, size=4, legend=False, jitter=.08, **kw)
-    sns.pointplot(data, errorbar='sd', linestyle='none', marker='_', markersize=14, capsize=.08, **kw)
+    sns.pointplot(data, errorbar=t_interval, linestyle='none', marker='_', markersize=14, capsize=.08, **kw)
     if zero: ax.axhline(0, color='k', lw=.8)
     return ax
 

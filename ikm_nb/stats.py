@@ -11,7 +11,8 @@ from scipy import stats as _st
 from scipy.optimize import brentq
 
 # %% auto #0
-__all__ = ['GAIN', 'LOSS', 'NONE', 'ONE', 'paired_t', 'holm', 'power', 'min_detectable_effect', 'seeds_needed', 'verdicts']
+__all__ = ['GAIN', 'LOSS', 'NONE', 'ONE', 'paired_t', 't_interval', 'holm', 'power', 'min_detectable_effect', 'seeds_needed',
+           'verdicts']
 
 # %% ../nbs/14_stats.ipynb #c004
 def paired_t(diffs, # the paired differences d_1..d_n (variant - baseline, one per seed)
@@ -29,7 +30,13 @@ def paired_t(diffs, # the paired differences d_1..d_n (variant - baseline, one p
     p = float(2 * _st.t.sf(abs(t), n - 1)) if se > 0 else float(out['mean'] == 0)
     return {**out, 'sd': sd, 'lo': out['mean'] - half, 'hi': out['mean'] + half, 'tstat': t, 'p': p}
 
-# %% ../nbs/14_stats.ipynb #c007
+# %% ../nbs/14_stats.ipynb #c005
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    "The `level` t interval of the mean of `values` (a seaborn `errorbar=` callable); one value: (value, value)."
+    r = paired_t(values, level)
+    return (r['mean'], r['mean']) if r['n'] < 2 else (r['lo'], r['hi'])
+
+# %% ../nbs/14_stats.ipynb #c008
 def holm(p) -> np.ndarray: # Holm-adjusted p-values, in the order given (NaN stays NaN and is not counted)
     "Holm's step-down adjusted p-values of a family of tests: p_(k) (m - k + 1), running maximum, capped at 1."
     p = np.asarray(p, dtype=float)
@@ -41,7 +48,7 @@ def holm(p) -> np.ndarray: # Holm-adjusted p-values, in the order given (NaN sta
     out[order] = np.minimum(adj, 1.0)
     return out
 
-# %% ../nbs/14_stats.ipynb #c010
+# %% ../nbs/14_stats.ipynb #c011
 def power(delta: float, sd: float, n: int, alpha: float = 0.05) -> float:
     "Power of the two-sided paired t test at level `alpha` with `n` pairs of sd `sd` for a true mean difference `delta`."
     if n < 2 or not sd > 0: return math.nan
@@ -63,7 +70,7 @@ def seeds_needed(sd: float, effect: float, power_goal: float = 0.8, alpha: float
     "The fewest pairs whose paired t test detects `effect` at `power_goal` when the paired sd is `sd`."
     return next((n for n in range(2, most + 1) if min_detectable_effect(sd, n, power_goal, alpha) <= abs(effect)), most)
 
-# %% ../nbs/14_stats.ipynb #c013
+# %% ../nbs/14_stats.ipynb #c014
 GAIN, LOSS, NONE, ONE = 'gain', 'loss', 'no difference detected', 'one seed: no interval'
 
 def verdicts(summary: pd.DataFrame, # one row per comparison with columns n, mean, sd, p (e.g. from `paired_t`)

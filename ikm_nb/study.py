@@ -27,7 +27,7 @@ def study_run_name(backbone: str, variant: str, channels: int, seed: int, steps:
 
 def study_config(backbone: str, # a key of `TABLE3_BACKBONES`: 'uhdb' | 'rb' | 'db' | 'rdb'
                  variant: str, # 'none' (vanilla) | 'ikm'
-                 channels: int, # C; U-HDB's g scales with it (`study_growth`)
+                 channels: int | None, # C; U-HDB's g scales with it (`study_growth`); None: the backbone's own (64, RB 48)
                  seed: int, # initial weights and patches: the twins of one seed share both
                  steps: int, # updates
                  lr: float = 5e-4, # Adam's initial learning rate
@@ -41,8 +41,11 @@ def study_config(backbone: str, # a key of `TABLE3_BACKBONES`: 'uhdb' | 'rb' | '
     from ikm_nb.train import TrainConfig
     if backbone not in TABLE3_BACKBONES: raise ValueError(f"unknown backbone {backbone!r}: use one of {list(TABLE3_BACKBONES)}")
     if variant not in STUDY_VARIANTS: raise ValueError(f"unknown variant {variant!r}: use one of {STUDY_VARIANTS}")
-    net = {**TABLE3_BACKBONES[backbone], 'channels': channels, **TABLE3_VARIANTS[variant]}
-    if net.get('block', 'uhdb') != 'rb': net['growth'] = study_growth(channels)
+    net = {**TABLE3_BACKBONES[backbone], **TABLE3_VARIANTS[variant]}
+    if channels is not None:
+        net['channels'] = channels
+        if net.get('block', 'uhdb') != 'rb': net['growth'] = study_growth(channels)
+    channels = net.get('channels', 64)
     return TrainConfig(arch='uhdn', **net, seed=seed, steps=steps, lr=lr, lr_step=lr_step or max(steps // 4, 1), batch=batch,
                        patch=patch, train_set=train_set, amp=amp, val_set=None, ckpt_every=0, log_every=100,
                        out_dir=str(out_dir), run_name=study_run_name(backbone, variant, channels, seed, steps, amp))
@@ -134,7 +137,7 @@ def study_run(cfg, # a `TrainConfig` (see `study_config`); its run_name names th
 
 # %% ../nbs/25_study.ipynb #c010
 def study_plan(backbones=('uhdb', 'rb'), # `TABLE3_BACKBONES` keys
-               channels: int = 16, seeds=range(10), steps: int = 4000, **kw, # `study_config`'s settings
+               channels: int | None = 16, seeds=range(10), steps: int = 4000, **kw, # `study_config`'s settings
               ) -> list:
     "The `TrainConfig`s of a study, seed by seed, each backbone's vanilla run followed by its IKM twin."
     return [study_config(b, v, channels, s, steps, **kw) for s in seeds for b in backbones for v in STUDY_VARIANTS]
