@@ -31,7 +31,9 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--backbones', nargs='+', default=['uhdb', 'rb']); ap.add_argument('--channels', nargs='+', type=int, default=[16, 32])
     ap.add_argument('--updates', type=int, default=6); ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--csv', default=None, help='also write the rows to this CSV file')
     a = ap.parse_args()
+    rows = []
     torch.set_num_threads(a.threads)
     for b in a.backbones:
         for c in a.channels:
@@ -40,3 +42,8 @@ if __name__ == '__main__':
                 t16, _ = seconds_per_update(b, c, v, 'bf16', a.updates)
                 print(f"{b:5s} C={c:3d} {v:5s} {n:8,d} params: fp32 {t32:.3f} s/update, bf16 {t16:.3f} s/update ({t32 / t16:.2f}x)",
                       flush=True)
+                rows.append(dict(backbone=b, channels=c, variant=v, params=n, fp32_s_per_update=round(t32, 3),
+                                 bf16_s_per_update=round(t16, 3), bf16_speedup=round(t32 / t16, 2), threads=a.threads))
+    if a.csv:
+        import pandas as pd
+        pd.DataFrame(rows).to_csv(a.csv, index=False)
