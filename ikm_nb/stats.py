@@ -18,7 +18,8 @@ __all__ = ['GAIN', 'LOSS', 'NONE', 'ONE', 'paired_t', 't_interval', 'holm', 'pow
 def paired_t(diffs, # the paired differences d_1..d_n (variant - baseline, one per seed)
              level: float = 0.95, # the interval's confidence level
             ) -> dict: # n, mean, sd, lo, hi, tstat, p (NaN where n < 2; sd 0 gives p 0 or 1)
-    "Mean, sd (ddof 1), `level` t interval and two-sided p-value of the mean of paired differences."
+    """Mean, sd (ddof 1), `level` t interval (lo, hi) and two-sided p-value of the mean of paired differences `diffs` (NaN
+    values dropped), with n - 1 degrees of freedom (scipy's t distribution). Fewer than 2 values: lo, hi, tstat, p are NaN."""
     d = np.asarray(diffs, dtype=float)
     d = d[~np.isnan(d)]
     n = len(d)
@@ -77,7 +78,9 @@ def verdicts(summary: pd.DataFrame, # one row per comparison with columns n, mea
              family=None, # columns whose groups are separate tables for Holm's correction; None: all rows are one table
              alpha: float = 0.05,
             ) -> pd.DataFrame: # `summary` with p_holm, mde and verdict
-    "The verdict of each comparison: gain / loss when its Holm-adjusted p (within the table) is below `alpha`."
+    """The verdict of each comparison (row): 'gain' / 'loss' (by the sign of its mean) when its Holm-adjusted p within the
+    table (`family`: its groups are separate tables) is below `alpha`, else 'no difference detected'; 'one seed: no interval'
+    when n < 2. Adds p_holm, mde (`min_detectable_effect` of the row's sd and n) and verdict to a copy of `summary`."""
     s = summary.copy()
     if isinstance(family, str): family = [family]
     if family: s['p_holm'] = s.groupby(list(family), sort=False)['p'].transform(lambda p: holm(p.values))

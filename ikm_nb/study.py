@@ -36,7 +36,12 @@ def study_config(backbone: str, # a key of `TABLE3_BACKBONES`: 'uhdb' | 'rb' | '
                  train_set: str = 'T91', amp: str = 'off', # training images; 'off' (float32) | 'bf16' (autocast)
                  out_dir: str | Path = 'results/runs', # runs go to out_dir/<study_run_name>
                 ):
-    "The `TrainConfig` of one study run (no validation during training: `study_run` evaluates between segments)."
+    """The `TrainConfig` of one study run (no validation during training: `study_run` evaluates between segments).
+
+    backbone: 'uhdb' | 'rb' | 'db' | 'rdb' (Table III, one block); variant: 'none' | 'ikm'; channels: C (None: the backbone's
+    own), U-HDB's g = 12 C / 64; seed: initial weights and patches (twins share both); steps: updates; lr: Adam's initial rate
+    (default 5e-4), halved every lr_step updates (default steps // 4); batch, patch: 16 and 48 (the paper's); train_set:
+    'T91'; amp: 'off' | 'bf16'; out_dir: the run goes to out_dir/`study_run_name(...)`."""
     from ikm_nb.arch import TABLE3_BACKBONES, TABLE3_VARIANTS
     from ikm_nb.train import TrainConfig
     if backbone not in TABLE3_BACKBONES: raise ValueError(f"unknown backbone {backbone!r}: use one of {list(TABLE3_BACKBONES)}")
@@ -109,7 +114,13 @@ def study_run(cfg, # a `TrainConfig` (see `study_config`); its run_name names th
               progress: bool = False, # progress bars of the training segments
              ) -> Path: # the run folder
     """Train `cfg` segment by segment to each evaluation point, evaluating the weights there image by image on `sets` (and
-    recording the IKM attentions); resumable at any point: finished points are read, not redone."""
+    recording the IKM attentions); resumable at any point: finished points are read, not redone.
+
+    cfg: a `TrainConfig` with a run_name (`study_config`); eval_every: updates between evaluation points (the last step is
+    always one); sets: evaluated at every point (default BSD100; the first one's attentions are recorded); final_sets: also
+    evaluated at the last point (default Set5, Set14); convention: 'paper' | 'matlab'. Every set is checked before any
+    training. Writes eval.csv (step, set, image, psnr, ssim) and, for IKM networks, attention.csv (`attention_summary` per
+    step) beside the run's config.json, metrics.csv and train.log; returns the run folder."""
     from ikm_nb.train import train
     from ikm_nb.checkpoint import load_checkpoint, model_from_checkpoint
     from ikm_nb.evaluate import evaluate
@@ -139,7 +150,8 @@ def study_run(cfg, # a `TrainConfig` (see `study_config`); its run_name names th
 def study_plan(backbones=('uhdb', 'rb'), # `TABLE3_BACKBONES` keys
                channels: int | None = 16, seeds=range(10), steps: int = 4000, **kw, # `study_config`'s settings
               ) -> list:
-    "The `TrainConfig`s of a study, seed by seed, each backbone's vanilla run followed by its IKM twin."
+    """The `TrainConfig`s of a study, seed by seed, each backbone's vanilla run followed by its IKM twin (defaults: U-HDB and
+    RB at C = 16, seeds 0-9, 4,000 updates; `kw` goes to `study_config`)."""
     return [study_config(b, v, channels, s, steps, **kw) for s in seeds for b in backbones for v in STUDY_VARIANTS]
 
 def run_finished(cfg) -> bool:
@@ -157,7 +169,9 @@ def run_study(configs: list, # `study_plan`'s output
               sets=('BSD100',), final_sets=('Set5', 'Set14'), # see `study_run`
               jobs: int = 2, # runs at once (processes), each on one thread
              ) -> list[str]: # the runs trained by this call
-    "Train every run of `configs` that is not finished, `jobs` at a time, printing each as it ends."
+    """Train every run of `configs` that is not finished (`run_finished`), `jobs` processes at a time, each on one CPU thread,
+    printing each run as it ends; an interrupted run resumes from its latest checkpoint the next time. Returns the names of
+    the runs this call trained."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     todo = [c for c in configs if not run_finished(c)]
