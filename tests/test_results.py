@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 import pandas as pd
+import pytest
 
 R = Path(__file__).resolve().parents[1] / 'results'
 
@@ -205,3 +206,34 @@ def test_table4_cpu_every_row_vanilla_and_ikm_with_three_seeds():
     for i in (False, True):
         torch.manual_seed(2); w[i] = build_model(profile_config('cpu', arch='table4_k5d2', ikm=i)).state_dict()
     assert all(torch.equal(w[False][k], w[True][k]) for k in w[False])
+
+
+def test_ikm_study_runs_are_whole_and_its_summary_is_theirs():
+    """Every committed run of the IKM study (results/runs/claim_*) is finished and has its twin; the study's summary table is
+    what the runs' per-image evaluations give (recomputed here from eval.csv, with a t interval computed by hand)."""
+    import json, math
+    runs = sorted((R / 'runs').glob('claim_*/eval.csv'))
+    if not runs: pytest.skip('no study run committed')
+    psnr = {}
+    for p in runs:
+        cfg = json.loads((p.parent / 'config.json').read_text())['train']
+        ev = pd.read_csv(p)
+        steps = sorted(ev.step.unique())
+        assert steps[-1] == cfg['steps'] and steps == list(range(500, cfg['steps'] + 1, 500)), p.parent.name
+        assert (ev[ev.set == 'BSD100'].groupby('step').image.nunique() == 100).all()
+        assert set(ev[ev.step == cfg['steps']].set) == {'BSD100', 'Set5', 'Set14'}
+        assert (p.parent / 'attention.csv').exists() == bool(cfg['ikm'])
+        _, backbone, variant, _, seed, _ = p.parent.name.split('_')
+        assert (variant == 'ikm') == bool(cfg['ikm']) and int(seed[1:]) == cfg['seed']
+        psnr[(backbone, variant, cfg['seed'])] = ev[(ev.step == cfg['steps']) & (ev.set == 'BSD100')].psnr.mean()
+    pairs = {(b, s) for b, v, s in psnr}
+    assert all((b, v, s) in psnr for b, s in pairs for v in ('none', 'ikm')), 'a study run without its twin'
+    summary = pd.read_csv(R / 'tables' / 'table3_ikm_study_summary_cpu.csv').set_index('backbone')
+    for b in sorted({b for b, _ in pairs}):
+        d = [psnr[(b, 'ikm', s)] - psnr[(b, 'none', s)] for bb, s in sorted(pairs) if bb == b]
+        n = len(d); m = sum(d) / n
+        assert summary.loc[b, 'n'] == n and abs(summary.loc[b, 'mean'] - m) < 1e-9
+        if n >= 2:
+            from scipy.stats import t as tdist
+            sd = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1))
+            assert abs(summary.loc[b, 'hi'] - (m + tdist.ppf(0.975, n - 1) * sd / math.sqrt(n))) < 1e-9
