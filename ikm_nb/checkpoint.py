@@ -56,6 +56,9 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, step: int = 0, 
 def load_checkpoint(path, map_location='cpu') -> dict:
     "Read a checkpoint or weights file safely (`weights_only=True`), with clear errors."
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file: give the .pt file's path (a run keeps its "
+                              "checkpoints in <run>/checkpoints/latest.pt and best.pt)")
     if not path.is_file(): raise CheckpointError(f"checkpoint {path} does not exist")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes), probably an interrupted copy or download: "
@@ -63,6 +66,8 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     try: state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         why = (str(e).splitlines() or [''])[0][:200]
+        if 'weights_only' in str(e):   # never pass on torch's advice to unpickle it: the file may be hostile
+            why = 'it holds Python objects that a safe load refuses to run; it was not loaded'
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}{': ' + why if why else ''}); "
                               "it may be truncated or corrupt, or not a PyTorch file: re-download or re-train it") from None
     if not isinstance(state, dict) or 'model' not in state or 'model_config' not in state:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_cli.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, json, sys, typing
+import argparse, dataclasses, json, math, sys, typing
 from pathlib import Path
 import torch
 
@@ -41,7 +41,7 @@ def cmd_train(a):
     if 't' in over: over['t'] = _parse_t(over['t'])
     cfg = profile_config(a.profile, **over)
     res = train(cfg, resume=not a.no_resume, max_seconds=a.max_seconds)
-    print(json.dumps(res, indent=1))
+    print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in res.items()}, indent=1))
     if a.save_weights:
         ck = Path(res['run_dir']) / 'checkpoints' / ('best.pt' if (Path(res['run_dir']) / 'checkpoints/best.pt').exists()
                                                      else 'latest.pt')

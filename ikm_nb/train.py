@@ -79,6 +79,12 @@ class TrainConfig:
         if self.amp not in ('off', 'bf16'): raise ValueError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if self.loss not in ('l1', 'l2'): raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
         if self.optimizer not in ('adam', 'sgd'): raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        for k in ('log_every', 'lr_step'):
+            if getattr(self, k) < 1: raise ValueError(f"{k} must be at least 1, got {getattr(self, k)}")
+        for k in ('val_every', 'ckpt_every', 'workers'):
+            if getattr(self, k) < 0: raise ValueError(f"{k} must be 0 (never / none) or more, got {getattr(self, k)}")
+        if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.lr_gamma) and self.lr_gamma > 0):
+            raise ValueError(f"lr and lr_gamma must be positive and finite, got lr={self.lr}, lr_gamma={self.lr_gamma}")
         if self.batch < 1 or self.steps < 0 or self.patch < 4:
             raise ValueError("batch >= 1, steps >= 0 and patch >= 4 are required")
 

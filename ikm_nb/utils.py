@@ -74,6 +74,8 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
         try: dev = torch.device(device)
         except RuntimeError as e:
             raise ValueError(f"device {device!r} is not a device torch knows ({e}): use 'cpu' or 'cuda'") from None
+        if dev.type not in ('cpu', 'cuda'):
+            raise ValueError(f"device {device!r}: this library runs on 'cpu' or 'cuda' (CUDA GPUs), not on {dev.type!r}")
         if dev.type == 'cuda' and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} was asked for, but this PyTorch ({torch.__version__}) sees no CUDA GPU: "
                              "leave the device out (or pass 'cpu') to run on the CPU")

@@ -194,3 +194,31 @@ def test_the_memory_estimate_bounds_the_measured_peak(scale):
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 0 <= float(r.stdout.strip()) <= 1.0, r.stdout
+
+# ---------------------------------------------------------------- issue 28: options' ranges, devices, folders, JSON
+@pytest.mark.parametrize('flag', [['--log-every', '0'], ['--lr-step', '0'], ['--device', 'mps'], ['--device', 'meta']])
+def test_bad_training_options_are_refused_before_any_work(tmp_path, flag):
+    code, err = run_cli('train', '--profile', 'smoke', '--out-dir', tmp_path, '--run-name', 'r', *flag)
+    assert code == 2 and 'Traceback' not in err and ('must be at least 1' in err or "runs on 'cpu' or 'cuda'" in err), err
+    assert not (tmp_path / 'r').exists()
+
+def test_weights_that_name_a_folder_say_so(tmp_path):
+    code, err = run_cli('eval', '--weights', tmp_path, '--sets', 'Set5')
+    assert code == 2 and 'is a folder, not a checkpoint file' in err and 'does not exist' not in err
+
+def test_a_finished_training_prints_valid_json(tmp_path, capsys):
+    args = ('train', '--profile', 'smoke', '--steps', '2', '--out-dir', tmp_path, '--run-name', 'r', '--device', 'cpu')
+    assert run_cli(*args)[0] == 0
+    capsys.readouterr()
+    assert run_cli(*args)[0] == 0                                   # asked again: nothing to train
+    import json
+    out = capsys.readouterr().out
+    res = json.loads(out[out.index('{'):out.rindex('}') + 1])       # strict JSON: no NaN
+    assert res['step'] == 2 and res['loss'] is None
+
+def test_a_pickle_is_refused_without_torchs_advice_to_unpickle_it(tmp_path):
+    import pickle
+    p = tmp_path / 'evil.pt'
+    torch.save({'model': {}, 'model_config': {}, 'x': np.int64(3).__class__}, p)   # a class: refused by a safe load
+    with pytest.raises(CheckpointError) as e: load_checkpoint(p)
+    assert 'weights_only' not in str(e.value) and 'safe load refuses' in str(e.value)
