@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['cmd_train', 'cmd_eval', 'cmd_upscale', 'cmd_complexity', 'cmd_reproduce', 'parser', 'main']
+__all__ = ['check_output_file', 'cmd_train', 'cmd_eval', 'cmd_upscale', 'cmd_complexity', 'cmd_reproduce', 'parser', 'main']
 
 # %% ../nbs/23_cli.ipynb #c005
 def _train_flags(p: argparse.ArgumentParser):
@@ -29,6 +29,24 @@ def _parse_t(v):
     if v is None or v in ('mean', 'median'): return v
     return float(v)
 
+def _writable_dir(d: Path, what: str):
+    "Refuse `what` when the folder it goes to (or the nearest one that exists) cannot be written."
+    import os
+    d = Path(d).resolve()
+    while not d.exists(): d = d.parent
+    if not d.is_dir() or not os.access(d, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what}: {d} cannot be written by this user: choose another place")
+
+def check_output_file(path, force: bool, what: str, suffixes=None):
+    """Refuse, before any work, an output file that cannot be written: a folder, an existing file without `force`, a missing
+    or unwritable folder, or (with `suffixes`) another file type."""
+    out = Path(path)
+    if out.is_dir(): raise ValueError(f"{what} {out} is a folder: give the file's path")
+    if out.exists() and not force: raise FileExistsError(f"{what} {out} exists: pass --force to overwrite it")
+    if suffixes and out.suffix.lower() not in suffixes: raise ValueError(f"{what} {out}: must be a {', '.join(suffixes)} file")
+    if not out.parent.is_dir(): raise ValueError(f"{what}: the folder {out.parent} does not exist: create it first")
+    _writable_dir(out.parent, what)
+
 def _load_model(weights, scale, device):
     from ikm_nb.checkpoint import model_from_checkpoint, shipped_weights
     path = Path(weights) if weights else shipped_weights(scale)
@@ -40,6 +58,7 @@ def cmd_train(a):
     over = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
     if 't' in over: over['t'] = _parse_t(over['t'])
     cfg = profile_config(a.profile, **over)
+    if a.save_weights: check_output_file(a.save_weights, a.force, '--save-weights')   # before training, not after
     res = train(cfg, resume=not a.no_resume, max_seconds=a.max_seconds)
     print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in res.items()}, indent=1))
     if a.save_weights:
@@ -57,8 +76,8 @@ def cmd_eval(a):
     from ikm_nb.evaluate import evaluate, summarize, check_tiling
     from ikm_nb.utils import default_device
     check_tiling(a.tile, a.overlap)
-    if a.out and Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a folder: give the CSV file's path")
-    if a.out and Path(a.out).exists() and not a.force: raise FileExistsError(f"{a.out} exists: pass --force to overwrite it")
+    if a.out: check_output_file(a.out, a.force, '--out')
+    if a.save_images: _check_image_dir(Path(a.save_images), a.sets, a.scale, a.force)
     model, path = _load_model(a.weights, a.scale, default_device(a.device))
     df = evaluate(model, a.sets, a.scale, a.convention, a.tile, a.overlap, a.save_images, a.out, exact=a.exact_tiles)
     tiles = f", {'exact ' if a.exact_tiles else ''}tiles of {a.tile}" if a.tile else ''
@@ -69,17 +88,23 @@ def cmd_eval(a):
         summary['psnr_whole'] = whole.psnr.values; summary['tiling_cost_db'] = whole.psnr.values - summary.psnr.values
     print(summary.to_string(index=False, float_format=lambda v: f'{v:.4f}'))
 
+def _check_image_dir(d: Path, sets, scale: int, force: bool):
+    "`eval --save-images`: a folder (not a file), writable, and none of the images it would write already there without --force."
+    from ikm_nb.data import find_benchmark
+    if d.exists() and not d.is_dir(): raise NotADirectoryError(f"--save-images {d} is a file: give a folder")
+    _writable_dir(d, '--save-images')
+    if force: return
+    there = [p for s in sets for f in find_benchmark(s).files if (p := d / str(s) / f'x{scale}' / f'{Path(f).stem}.png').exists()]
+    if there: raise FileExistsError(f"--save-images: {len(there)} of the images exist already (e.g. {there[0]}): pass --force "
+                                    "to replace them, or choose another folder")
+
 def cmd_upscale(a):
     from ikm_nb.data import load_image, save_image
     from ikm_nb.evaluate import upscale
     from ikm_nb.utils import default_device
     from ikm_nb.evaluate import check_tiling
     out = Path(a.output)
-    if out.is_dir(): raise ValueError(f"{out} is a folder: give the output image's file name (.png, .jpg or .jpeg)")
-    if out.exists() and not a.force: raise FileExistsError(f"{out} exists: pass --force to overwrite it")
-    if out.suffix.lower() not in ('.png', '.jpg', '.jpeg'):
-        raise ValueError(f"{out}: the output must be a .png, .jpg or .jpeg file")
-    if not out.parent.is_dir(): raise ValueError(f"{out.parent} does not exist: create the output folder first")
+    check_output_file(out, a.force, 'the output image', ('.png', '.jpg', '.jpeg'))
     check_tiling(a.tile, a.overlap)
     img = load_image(a.input)
     model, path = _load_model(a.weights, a.scale, default_device(a.device))
@@ -117,6 +142,7 @@ def parser() -> argparse.ArgumentParser:
                    help='start afresh: an existing run of that name is moved aside, not mixed in')
     t.add_argument('--max-seconds', type=float, default=None, help='stop after this much training time (resumable)')
     t.add_argument('--save-weights', default=None, help='also write the best (else latest) weights to this file')
+    t.add_argument('--force', action='store_true', help='overwrite the --save-weights file if it exists')
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser('eval', help='PSNR/SSIM on benchmark sets')
     e.add_argument('--weights', default=None, help='checkpoint or weights file (default: the shipped weights for --scale)')
@@ -161,7 +187,7 @@ def main(argv=None):
     a = parser().parse_args(argv)
     try: a.fn(a)
     except (CheckpointError, ImageReadError, DataNotFoundError, FileExistsError, FileNotFoundError, ValueError,
-            IsADirectoryError, RunBusyError, MemoryError) as e:
+            IsADirectoryError, NotADirectoryError, PermissionError, RunBusyError, MemoryError) as e:
         print(f"ikm {a.cmd}: error: {e}", file=sys.stderr)
         sys.exit(2)
     except FloatingPointError as e:   # a training blow-up: the checkpoints written before it are kept, none of it is

@@ -408,6 +408,9 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     run_dir = (repo_root() / cfg.out_dir if not Path(cfg.out_dir).is_absolute() else Path(cfg.out_dir)) / run_name(cfg, mconf)
     ckpt_dir = run_dir / 'checkpoints'
     images = find_train_set(cfg.train_set)   # resolved once (a missing set stops here), recorded in every checkpoint
+    if cfg.val_set and cfg.val_every:   # a validation set the run would only miss at its first validation: found now
+        from ikm_nb.data import find_benchmark
+        find_benchmark(cfg.val_set)
     record = data_record(images)
     with _run_lock(run_dir, main):   # one process per run folder; the OS drops the lock if the process dies
         if main: _clear_run_dir(run_dir, resume)

@@ -222,3 +222,38 @@ def test_a_pickle_is_refused_without_torchs_advice_to_unpickle_it(tmp_path):
     torch.save({'model': {}, 'model_config': {}, 'x': np.int64(3).__class__}, p)   # a class: refused by a safe load
     with pytest.raises(CheckpointError) as e: load_checkpoint(p)
     assert 'weights_only' not in str(e.value) and 'safe load refuses' in str(e.value)
+
+def test_save_weights_is_checked_before_training(tmp_path):
+    "An existing --save-weights file is not overwritten without --force, and a folder is refused, before any update."
+    keep = tmp_path / 'mine.pt'; keep.write_bytes(b'precious')
+    base = ('train', '--profile', 'smoke', '--steps', '2', '--out-dir', tmp_path / 'runs', '--run-name', 'r', '--device', 'cpu')
+    code, err = run_cli(*base, '--save-weights', keep)
+    assert code == 2 and 'pass --force' in err and keep.read_bytes() == b'precious' and not (tmp_path / 'runs' / 'r').exists()
+    code, err = run_cli(*base, '--save-weights', tmp_path)
+    assert code == 2 and 'is a folder' in err and not (tmp_path / 'runs' / 'r').exists()
+    assert run_cli(*base, '--save-weights', keep, '--force')[0] == 0 and keep.read_bytes() != b'precious'
+
+def test_a_missing_validation_set_stops_the_run_before_its_first_update(tmp_path):
+    cfg = profile_config('smoke', steps=4, val_set='Urban100_absent', val_every=2, out_dir=str(tmp_path), run_name='r',
+                         device='cpu')
+    with pytest.raises(DataNotFoundError): train(cfg, progress=False)
+    assert not (tmp_path / 'r' / 'checkpoints' / 'latest.pt').exists()
+
+def test_save_images_never_replaces_a_users_images_without_force(tmp_path, tiny_weights):
+    d = tmp_path / 'imgs'; (d / 'Set5' / 'x2').mkdir(parents=True)
+    mine = d / 'Set5' / 'x2' / 'bird.png'; mine.write_bytes(b'mine')
+    code, err = run_cli('eval', '--weights', tiny_weights, '--sets', 'Set5', '--save-images', d)
+    assert code == 2 and 'exist already' in err and mine.read_bytes() == b'mine'
+    f = tmp_path / 'afile'; f.write_text('x')
+    code, err = run_cli('eval', '--weights', tiny_weights, '--sets', 'Set5', '--save-images', f)
+    assert code == 2 and 'is a file' in err and 'Traceback' not in err
+
+def test_an_unwritable_output_folder_is_refused_before_the_work(tmp_path, tiny_weights, monkeypatch):
+    "A folder this user cannot write (simulated: the tests may run as root, who writes anywhere) is refused before upscaling."
+    ro = tmp_path / 'ro'; ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, 'access', lambda p, mode, *a, **k: False if Path(p) == ro else real(p, mode, *a, **k))
+    import ikm_nb.evaluate as ev
+    monkeypatch.setattr(ev, 'upscale', lambda *a, **k: pytest.fail('upscaled before checking the output folder'))
+    code, err = run_cli('upscale', SRC, ro / 'out.png', '--weights', tiny_weights)
+    assert code == 2 and 'cannot be written' in err and 'Traceback' not in err
