@@ -492,22 +492,37 @@ class UHDNConfig:
 def _need(ok: bool, msg: str):
     if not ok: raise ValueError(msg)
 
+# the largest value each size field may take: far above any network here (U-HDN_L: C = 128, N = 8), far below a corrupt one
+_SIZE_MAX = dict(n_blocks=64, n_units=64, channels=1024, growth=1024, kernel_size=15, dilation=16, attention_reduction=1024)
+# every field `_check_values` checks: a new UHDNConfig field without a check stops the import (below)
+_VALIDATED = ('arch', 'scale', *_SIZE_MAX, 'depths', 'block', 'u_residual', 'ikm', 'mode', 't', 'iso_reduction', 'attention',
+              'upsampler_groups', 'depth_clamp', 'rgb_mean', 'rgb_std')
+
+def _finite(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
 def _check_values(c: UHDNConfig):
-    "Each field on its own: its type and range."
+    "Each field on its own: its type, range and finiteness (a checkpoint's stored config goes through this too)."
     need = _need
     need(c.arch == 'uhdn', f"this is a config of architecture {c.arch!r}; UHDNConfig builds 'uhdn'")
     need(c.scale in SCALES, f"unsupported scale {c.scale!r}: use one of {SCALES}")
-    for f in ('n_blocks', 'n_units', 'channels', 'growth', 'kernel_size', 'dilation', 'attention_reduction'):
+    for f, hi in _SIZE_MAX.items():
         v = getattr(c, f)
         need(_is_int(v) and v >= 1, f"{f} must be a positive integer, got {v!r}")
+        need(v <= hi, f"{f} must be a positive integer of at most {hi}, got {v!r}")
+    need(c.upsampler_groups is None or _is_int(c.upsampler_groups) and c.upsampler_groups >= 1,
+         f"upsampler_groups must be None or a positive integer, got {c.upsampler_groups!r}")
+    for f in ('rgb_mean', 'rgb_std'):
+        v = getattr(c, f)
+        need(v is None or len(v) == 3 and all(_finite(x) for x in v), f"{f} must be 3 finite numbers (RGB) or None, got {v}")
     for f in ('ikm', 'u_residual'):
         need(isinstance(getattr(c, f), bool), f"{f} must be True or False, got {getattr(c, f)!r}")
     need(c.block in BLOCKS, f"unknown block {c.block!r}: use one of {BLOCKS}")
     need(len(c.depths) == c.n_units,
          f"depths has {len(c.depths)} entries but n_units = {c.n_units}: give one depth per unit")
-    need(all(_is_int(d) and d >= 1 for d in c.depths), f"depths must be positive integers, got {c.depths}")
+    need(all(_is_int(d) and 1 <= d <= 64 for d in c.depths), f"depths must be positive integers (at most 64), got {c.depths}")
     need(c.mode in IKM_MODES, f"unknown IKM mode {c.mode!r}: use one of {IKM_MODES}")
-    need(isinstance(c.t, float) or c.t in ('mean', 'median'), f"t must be a number, 'mean' or 'median', got {c.t!r}")
+    need(isinstance(c.t, float) and math.isfinite(c.t) or c.t in ('mean', 'median'),
+         f"t must be a number, 'mean' or 'median' (a finite number), got {c.t!r}")
     need(c.iso_reduction in ISO_REDUCTIONS, f"iso_reduction must be one of {ISO_REDUCTIONS}, got {c.iso_reduction!r}")
     need(c.kernel_size % 2 == 1, f"kernel_size must be odd (the size is kept), got {c.kernel_size}")
     need(c.attention in ATTENTIONS, f"unknown attention {c.attention!r}: use one of {ATTENTIONS}")
@@ -531,12 +546,15 @@ def _check_combination(c: UHDNConfig):
         need(_is_int(g) and g >= 1 and c.channels % g == 0,
              f"upsampler_groups = {g!r} must be a positive divisor of channels = {c.channels}")
     if c.depth_clamp is not None:
-        need(len(c.depth_clamp) == 2 and 1 <= c.depth_clamp[0] <= c.depth_clamp[1],
+        need(len(c.depth_clamp) == 2 and all(_is_int(x) for x in c.depth_clamp) and 1 <= c.depth_clamp[0] <= c.depth_clamp[1],
              f"depth_clamp must be (lo, hi) with 1 <= lo <= hi, or None; got {c.depth_clamp}")
     for f in ('rgb_mean', 'rgb_std'):
         v = getattr(c, f)
         need(v is None or len(v) == 3, f"{f} must be 3 numbers (RGB) or None, got {v}")
     need(c.rgb_std is None or all(s > 0 for s in c.rgb_std), f"rgb_std must be positive, got {c.rgb_std}")
+
+_missing = {f.name for f in fields(UHDNConfig)} ^ set(_VALIDATED)
+if _missing: raise ImportError(f"UHDNConfig fields without a check in _check_values (or checks of no field): {sorted(_missing)}")
 
 # %% ../nbs/02_arch.ipynb #c038
 def make_block(cfg: UHDNConfig) -> nn.Module:

@@ -257,3 +257,17 @@ def test_an_unwritable_output_folder_is_refused_before_the_work(tmp_path, tiny_w
     monkeypatch.setattr(ev, 'upscale', lambda *a, **k: pytest.fail('upscaled before checking the output folder'))
     code, err = run_cli('upscale', SRC, ro / 'out.png', '--weights', tiny_weights)
     assert code == 2 and 'cannot be written' in err and 'Traceback' not in err
+
+@pytest.mark.parametrize('field, value', [('dilation', 10**6), ('t', float('nan')), ('channels', 10**5),
+                                          ('rgb_std', [0.2, float('inf'), 0.2]), ('depths', [6, 5, 4, 4, 5, 10**6])])
+def test_a_checkpoint_config_out_of_range_is_refused(tmp_path, tiny_weights, field, value):
+    "Every stored field is checked (type, range, finiteness) when a checkpoint is loaded: none silently degrades the output."
+    st = load_checkpoint(tiny_weights)
+    st['model_config'][field] = value
+    p = tmp_path / 'bad.pt'; torch.save(st, p)
+    with pytest.raises((CheckpointError, ValueError), match=field): model_from_checkpoint(p)
+
+def test_every_uhdnconfig_field_has_a_check():
+    from dataclasses import fields
+    from ikm_nb.arch import UHDNConfig, _VALIDATED
+    assert sorted(f.name for f in fields(UHDNConfig)) == sorted(_VALIDATED)
