@@ -190,6 +190,10 @@ def main(argv=None):
             IsADirectoryError, NotADirectoryError, PermissionError, RunBusyError, MemoryError) as e:
         print(f"ikm {a.cmd}: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:   # Ctrl-C: a line, not a traceback; outputs are written atomically, so none is half-written
+        print(f"\nikm {a.cmd}: interrupted" + (": the run resumes from its latest checkpoint when started again"
+                                               if a.cmd == 'train' else ''), file=sys.stderr)
+        sys.exit(130)
     except FloatingPointError as e:   # a training blow-up: the checkpoints written before it are kept, none of it is
         print(f"ikm {a.cmd}: training stopped: {e}", file=sys.stderr)
         sys.exit(3)

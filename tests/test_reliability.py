@@ -271,3 +271,10 @@ def test_every_uhdnconfig_field_has_a_check():
     from dataclasses import fields
     from ikm_nb.arch import UHDNConfig, _VALIDATED
     assert sorted(f.name for f in fields(UHDNConfig)) == sorted(_VALIDATED)
+
+def test_ctrl_c_prints_a_line_not_a_traceback(tmp_path, tiny_weights, monkeypatch):
+    import ikm_nb.evaluate as ev
+    def interrupted(*a, **k): raise KeyboardInterrupt
+    monkeypatch.setattr(ev, 'upscale', interrupted)
+    code, err = run_cli('upscale', SRC, tmp_path / 'out.png', '--weights', tiny_weights)
+    assert code == 130 and 'interrupted' in err and 'Traceback' not in err and not (tmp_path / 'out.png').exists()
