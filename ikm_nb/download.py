@@ -155,7 +155,7 @@ def download(url: str,                # address (http or https)
     why = 'the published checksum' if sha256 else 'the checksum recorded at first download' if recorded else None
     if dest.exists():
         if expected is None or sha256_file(dest) == expected:
-            if expected is None and record: _record(dest, sha256_file(dest))
+            if expected is None and record: _trust_first(dest); _record(dest, sha256_file(dest))
             return dest
         dest.unlink()   # a complete file with the wrong checksum: download it again
     part = dest.with_name(dest.name + '.part')
@@ -186,9 +186,24 @@ def download(url: str,                # address (http or https)
                                 f"{why or 'the expected size'} ({f'{size:,} bytes, ' if size else ''}sha256 {expected}); "
                                 "the file was removed. Run again; if it persists, the server's copy changed: check the source "
                                 f"before trusting it{forget}") from None
+        if expected is None: _trust_first(dest, part)   # nothing to check it by: at least not a web page
         os.replace(part, dest)
     if expected is None and record: _record(dest, digest)
     return dest
+
+def _html_instead(path: Path) -> bool:
+    "Whether `path` is an HTML page (an error or login page a server sent with status 200) though its name says otherwise."
+    if path.suffix.lower() in ('.html', '.htm'): return False
+    with open(path, 'rb') as f: head = f.read(1024).lstrip().lower()
+    return head.startswith((b'<!doctype html', b'<html', b'<head', b'<?xml'))
+
+def _trust_first(dest: Path, part: Path | None = None):
+    "Before a first download's checksum is recorded: refuse an HTML page in place of the file (removed, nothing recorded)."
+    f = part or dest
+    if _html_instead(f):
+        f.unlink()
+        raise DownloadError(f"{dest.name}: the server sent an HTML page, not the file (an error or login page?); it was removed "
+                            "and no checksum recorded: check the address, then run again") from None
 
 def forget_checksum(dest) -> bool:
     "Remove the checksum recorded for the download `dest` (and `dest` itself), so the next download records a new one."

@@ -316,7 +316,7 @@ def test_an_unverified_first_download_is_recorded_only_once_it_proved_good(serve
     sums, arch = tmp_path / 'downloads' / 'SHA256SUMS', tmp_path / 'downloads' / 'Set9_HR.tar.gz'
     for bad in (b'<!DOCTYPE html><html><body>Rate limit exceeded</body></html>', good[:len(good) // 2]):
         server.files['/Set9_HR.tar.gz'] = bad
-        with pytest.raises(DownloadError, match='not a complete archive.*no checksum recorded: run again'):
+        with pytest.raises(DownloadError, match='(not a complete archive|an HTML page).*no checksum recorded'):
             fetch(src, root=tmp_path, progress=False)
         assert not arch.exists() and not sums.exists() and not (tmp_path / 'benchmarks' / 'Set9').exists()
     server.files['/Set9_HR.tar.gz'] = good                                # the server recovers: no hand edit needed
@@ -332,3 +332,14 @@ def test_forget_checksum_recovers_from_a_bad_recorded_sum(server, tmp_path):
     assert forget_checksum(dest) and not dest.exists()
     assert download(server.url('/x.bin'), dest, progress=False).read_bytes() == data
     assert (tmp_path / 'SHA256SUMS').read_text().split() == [sha(data), 'x.bin']
+
+
+def test_an_html_page_is_not_trusted_as_a_first_download(server, tmp_path):
+    "No checksum known: a page served with status 200 instead of the archive is removed, and no checksum is pinned to it."
+    server.files['/set.zip'] = b'<!DOCTYPE html>\n<html><body>Please sign in</body></html>'
+    with pytest.raises(DownloadError, match='HTML page'):
+        download(server.url('/set.zip'), tmp_path / 'set.zip', progress=False)
+    assert not (tmp_path / 'set.zip').exists() and not (tmp_path / 'SHA256SUMS').exists()
+    server.files['/set.zip'] = data = blob(3_000)                        # the real file, later: downloaded and recorded
+    assert download(server.url('/set.zip'), tmp_path / 'set.zip', progress=False).read_bytes() == data
+    assert (tmp_path / 'SHA256SUMS').read_text() == f'{sha(data)}  set.zip\n'
