@@ -187,7 +187,7 @@ def main(argv=None):
     a = parser().parse_args(argv)
     try: a.fn(a)
     except (CheckpointError, ImageReadError, DataNotFoundError, FileExistsError, FileNotFoundError, ValueError,
-            IsADirectoryError, NotADirectoryError, PermissionError, RunBusyError, MemoryError) as e:
+            IsADirectoryError, NotADirectoryError, PermissionError, RunBusyError, MemoryError, OSError) as e:   # (a full disk)
         print(f"ikm {a.cmd}: error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:   # Ctrl-C: a line, not a traceback; outputs are written atomically, so none is half-written

@@ -278,3 +278,10 @@ def test_ctrl_c_prints_a_line_not_a_traceback(tmp_path, tiny_weights, monkeypatc
     monkeypatch.setattr(ev, 'upscale', interrupted)
     code, err = run_cli('upscale', SRC, tmp_path / 'out.png', '--weights', tiny_weights)
     assert code == 130 and 'interrupted' in err and 'Traceback' not in err and not (tmp_path / 'out.png').exists()
+
+def test_a_full_disk_is_an_error_message_and_leaves_no_output(tmp_path, tiny_weights, monkeypatch):
+    import errno, ikm_nb.data as data
+    def full(*a, **k): raise OSError(errno.EFBIG, 'File too large')
+    monkeypatch.setattr(data, 'save_image', full)
+    code, err = run_cli('upscale', SRC, tmp_path / 'out.png', '--weights', tiny_weights)
+    assert code == 2 and 'File too large' in err and 'Traceback' not in err and not (tmp_path / 'out.png').exists()
