@@ -573,13 +573,26 @@ class UHDN(nn.Module):
         cfg = cfg or UHDNConfig()
         self.cfg = cfg = cfg.replace(**overrides) if overrides else cfg
         C = cfg.channels
-        self.register_buffer('rgb_mean', torch.tensor(cfg.rgb_mean or (0., 0., 0.)).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer('rgb_std', torch.tensor(cfg.rgb_std or (1., 1., 1.)).view(1, 3, 1, 1), persistent=False)
+        # the input normalisation travels with the weights (in the state dict): loading them gives the same model
+        self.register_buffer('rgb_mean', torch.tensor(cfg.rgb_mean or (0., 0., 0.)).view(1, 3, 1, 1))
+        self.register_buffer('rgb_std', torch.tensor(cfg.rgb_std or (1., 1., 1.)).view(1, 3, 1, 1))
         self.conv_first = nn.Conv2d(3, C, 3, padding=1)
         self.body = nn.Sequential(*[make_block(cfg) for _ in range(cfg.n_blocks)])
         self.conv_after_body = nn.Conv2d(C, C, 3, padding=1, bias=False)
         self.upsample = Upsampler(C, cfg.scale, cfg.groups)
         self.conv_last = nn.Conv2d(C, 3, 3, padding=1)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As `nn.Module.load_state_dict`; the input normalisation (`rgb_mean`, `rgb_std`) is part of the weights. A state
+        dict written before it was (neither key) is refused when `strict`, since the model would keep its own normalisation
+        and compute another function: load such a file with `uhdn(weights=path)` or `model_from_checkpoint(path)`, which
+        take the normalisation from the file's config."""
+        missing = [k for k in ('rgb_mean', 'rgb_std') if k not in state_dict]
+        if strict and missing:
+            raise RuntimeError(f"this state dict has no {' or '.join(missing)} (it was saved before the input normalisation "
+                               "was part of the weights): load the file with uhdn(scale=..., weights=path) or "
+                               "ikm_nb.checkpoint.model_from_checkpoint(path), which take it from the file's config")
+        return super().load_state_dict(state_dict, strict, assign)
 
     @classmethod
     def from_config(cls, cfg: UHDNConfig | dict) -> UHDN:
@@ -647,9 +660,23 @@ def preset(name: str, # a key of PRESETS, e.g. 'uhdn_l'
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name].replace(**overrides)
 
-def uhdn(**overrides) -> UHDN:
-    "U-HDN+IKM (Sec. IV-B1), e.g. `uhdn(scale=4)`."
-    return preset('uhdn', **overrides).build()
+def uhdn(weights=None, # None: fresh weights; 'shipped': this library's trained weights for `scale`; or a weights file
+         **overrides) -> UHDN: # UHDNConfig fields, e.g. scale=4
+    """U-HDN+IKM (Sec. IV-B1), e.g. `uhdn(scale=4)` with fresh weights. `uhdn(scale=2, weights='shipped')` is the shipped
+    U-HDN+IKM x2 (its training budget: `ikm_nb/weights/README.md`), `uhdn(weights=path)` the network of a checkpoint or
+    weights file of this library, each with its input normalisation and in eval mode; `overrides` must then agree with the
+    file's config (a ValueError names what differs)."""
+    if weights is None: return preset('uhdn', **overrides).build()
+    from ikm_nb.checkpoint import model_from_checkpoint, shipped_weights
+    scale = overrides.get('scale')
+    if weights == 'shipped': weights = shipped_weights(scale or 2)
+    model = model_from_checkpoint(weights, scale=scale)
+    as_built = lambda v: tuple(v) if isinstance(v, list) else v
+    differ = {k: (getattr(model.cfg, k, '(no such field)'), v) for k, v in overrides.items()
+              if getattr(model.cfg, k, object()) != as_built(v)}
+    if differ: raise ValueError(f"the weights in {weights} are of a network with " + ', '.join(
+        f"{k}={have!r} (asked: {want!r})" for k, (have, want) in differ.items()) + ": leave those settings out")
+    return model
 
 def uhdn_l(**overrides) -> UHDN:
     "U-HDN_L+IKM (Sec. IV-C1: N=8, C=128, g=24), e.g. `uhdn_l(scale=3)`."

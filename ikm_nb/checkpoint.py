@@ -12,8 +12,8 @@ from .utils import atomic_torch_save
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'MAX_PARAMS', 'CheckpointError', 'model_config_dict', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'load_checkpoint', 'check_compatible', 'save_weights', 'model_from_checkpoint', 'weights_dir',
-           'shipped_weights']
+           'load_checkpoint', 'check_compatible', 'save_weights', 'with_normalisation', 'model_from_checkpoint',
+           'weights_dir', 'shipped_weights']
 
 # %% ../nbs/20_checkpoint.ipynb #c005
 CKPT_FORMAT = 'ikm_nb-checkpoint-1'
@@ -109,6 +109,12 @@ def _check_bounds(cfg, path):
         raise CheckpointError(f"{path}: its model configuration is out of bounds ({what}); the file was edited or is not a model "
                               "of this library")
 
+def with_normalisation(state_dict: dict, model: nn.Module) -> dict:
+    """`state_dict` with the input normalisation (`rgb_mean`, `rgb_std`) of `model` (built from the same file's config) where
+    it has none: files written before the normalisation was part of the weights load as the same model."""
+    extra = {k: v for k, v in model.state_dict().items() if k in ('rgb_mean', 'rgb_std') and k not in state_dict}
+    return {**state_dict, **extra} if extra else state_dict
+
 def model_from_checkpoint(path_or_state, # a checkpoint / weights file, or the dict `load_checkpoint` returned
                           map_location='cpu',
                           scale: int | None = None, # if given, refuse weights made for another scale
@@ -128,7 +134,7 @@ def model_from_checkpoint(path_or_state, # a checkpoint / weights file, or the d
     if bad: raise CheckpointError(f"{path} holds non-finite weights (NaN or inf) in {len(bad)} tensor(s), e.g. {bad[0]}: "
                                   "the training diverged or the file is corrupt; use an earlier checkpoint")
     model = cfg.build()
-    try: model.load_state_dict(st['model'])
+    try: model.load_state_dict(with_normalisation(st['model'], model))
     except RuntimeError as e:
         raise CheckpointError(f"{path}: the weights do not fit the model its configuration describes "
                               f"({str(e).splitlines()[0]}); the file is corrupt or was edited") from None

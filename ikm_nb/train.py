@@ -18,7 +18,7 @@ from .ikm import ikm_layers
 from .arch import preset, UHDN
 from .data import SRPatches, ImageSet, find_train_set, DF2K_MEAN, DF2K_STD
 from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, check_compatible, model_config_dict,
-                               set_rng_state)
+                               set_rng_state, with_normalisation)
 
 # %% auto #0
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'dist_info', 'setup_distributed', 'StepBatches',
@@ -313,7 +313,8 @@ def _resume_from(path: Path, model, opt, sched, mconf: dict, cfg: TrainConfig, r
     check_compatible(st, mconf, path)
     _check_resume(st.get('train_config'), cfg, path, st['model_config'], mconf)
     _check_data(st.get('data'), record, cfg, path)
-    model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
+    model.load_state_dict(with_normalisation(st['model'], model))
+    opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
     set_rng_state(st['rng'])
     return st['step'], st.get('best_psnr')
 

@@ -63,8 +63,9 @@ def test_bad_checkpoints_get_clear_errors(tmp_path, tiny_weights):
     nan = {**st, 'model': {k: (v.clone().fill_(float('nan')) if v.is_floating_point() else v) for k, v in st['model'].items()}}
     with pytest.raises(CheckpointError, match='non-finite weights'): model_from_checkpoint(nan)
     huge = {**st, 'model_config': {**st['model_config'], 'channels': 100_000}}
-    with pytest.raises(CheckpointError, match=r'out of bounds \(channels=100000'): model_from_checkpoint(huge)
-    wide = {**st, 'model_config': {**st['model_config'], 'channels': 2000, 'growth': 1000, 'n_blocks': 60}}
+    with pytest.raises(CheckpointError, match='channels must be a positive integer of at most 1024, got 100000'):
+        model_from_checkpoint(huge)
+    wide = {**st, 'model_config': {**st['model_config'], 'channels': 1024, 'growth': 1024, 'n_blocks': 60}}
     with pytest.raises(CheckpointError, match='parameters'): model_from_checkpoint(wide)   # each number in bounds, the whole not
 
 # ---------------------------------------------------------------- tiles, outputs, devices

@@ -1,0 +1,34 @@
+"""Reusing the library (issue 27): the shipped weights load the obvious way, and a state dict carries the normalisation."""
+from pathlib import Path
+import pytest, torch
+from ikm_nb.arch import uhdn, preset
+from ikm_nb.checkpoint import model_from_checkpoint, shipped_weights, save_weights, load_checkpoint
+from ikm_nb.data import load_image, DF2K_MEAN, DF2K_STD
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def crop():
+    return load_image(ROOT / 'data' / 'benchmarks' / 'Set5' / 'bird.png')[None, :, :40, :40].float() / 255
+
+def test_the_documented_call_is_the_shipped_model():
+    a, b = uhdn(scale=2, weights='shipped'), model_from_checkpoint(shipped_weights(2))
+    assert a.cfg == b.cfg and a.cfg.rgb_mean == DF2K_MEAN and not a.training
+    with torch.no_grad(): assert torch.equal(a(crop()), b(crop()))
+
+def test_a_state_dict_without_the_normalisation_is_refused_not_misloaded():
+    old = torch.load(shipped_weights(2), weights_only=True)['model']
+    assert 'rgb_mean' not in old   # written before the normalisation was part of the weights
+    with pytest.raises(RuntimeError, match=r'weights=path'): uhdn(scale=2).load_state_dict(old)
+
+def test_a_new_state_dict_gives_the_same_model_the_obvious_way(tmp_path):
+    torch.manual_seed(0)
+    trained = preset('uhdn', n_blocks=1, channels=16, growth=4, rgb_mean=DF2K_MEAN, rgb_std=DF2K_STD).build().eval()
+    p = tmp_path / 'w.pt'; save_weights(p, trained)
+    plain = uhdn(n_blocks=1, channels=16, growth=4).eval()          # built without the normalisation ...
+    plain.load_state_dict(torch.load(p, weights_only=True)['model'])  # ... which the state dict brings
+    with torch.no_grad():
+        assert torch.equal(plain(crop()), trained(crop())) and torch.equal(plain(crop()), model_from_checkpoint(p)(crop()))
+
+def test_weights_and_overrides_must_agree():
+    with pytest.raises(ValueError, match=r'channels=64 \(asked: 32\)'): uhdn(scale=2, weights='shipped', channels=32)
+    assert uhdn(weights='shipped', scale=3, n_blocks=4).cfg.scale == 3
