@@ -5,6 +5,7 @@
 # %% ../nbs/01_ikm.ipynb #c002
 from __future__ import annotations
 import contextlib, math
+from dataclasses import dataclass
 from typing import Callable, Literal, Union
 import torch
 import torch.nn as nn
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['Threshold', 'IKM_IMPLS', 'BATCH_CONVS', 'IKM_MODES', 'ISO_REDUCTIONS', 'ATTENTION_DTYPES', 'ikm_options', 'modulate',
            'ikm_conv', 'IKMOptions', 'ikm_impl', 'cag', 'whole_image_pooling', 'whole_image_mean', 'IKMConv1d',
-           'IKMConv2d', 'ConcatAttention', 'ikm_convert', 'ikm_layers', 'set_ikm_mode', 'set_ikm_impl']
+           'IKMConv2d', 'ConcatAttention', 'ConvertReport', 'ikm_convert', 'ikm_layers', 'set_ikm_mode', 'set_ikm_impl']
 
 # %% ../nbs/01_ikm.ipynb #c006
 Threshold = Union[float, Literal['mean', 'median']]
@@ -472,9 +473,24 @@ class ConcatAttention:
         return done[0] if len(done) == 1 else torch.cat(done, 1)
 
 # %% ../nbs/01_ikm.ipynb #c038
-def _is_target(m: nn.Module, kernel_sizes) -> bool:
-    return (type(m) in (nn.Conv1d, nn.Conv2d) and not m.transposed
-            and all(k in kernel_sizes for k in m.kernel_size))
+@dataclass
+class ConvertReport:
+    "What `ikm_convert` did: the converted convolutions (every name of a module used in several places) and the skipped ones."
+    converted: list[str]
+    skipped: list[tuple[str, str]]   # (qualified name, why)
+    def __repr__(self):
+        lines = [f"ConvertReport: {len(self.converted)} converted, {len(self.skipped)} skipped"]
+        lines += [f"  skipped {n or '(the model)'}: {why}" for n, why in self.skipped]
+        return '\n'.join(lines)
+
+def _why_not(m: nn.Module, kernel_sizes) -> str | None:
+    "None if `m` is a convolution `ikm_convert` converts, else why not (None too for modules that are no convolution)."
+    if not isinstance(m, (nn.Conv1d, nn.Conv2d)) or isinstance(m, _IKMConvNd): return None
+    if type(m) not in (nn.Conv1d, nn.Conv2d):
+        return (f"{type(m).__name__} subclasses {type(m).__mro__[1].__name__}: its forward may differ, so it is left as it is "
+                "(convert it by hand, or make it a plain convolution)")
+    if not all(k in kernel_sizes for k in m.kernel_size): return f"kernel {tuple(m.kernel_size)} not in kernel_sizes={kernel_sizes}"
+    return ''
 
 def ikm_convert(model: nn.Module, # any network; changed in place
                 kernel_sizes: tuple[int, ...] = (3,), # convert convolutions whose kernel sides are all in here
@@ -483,21 +499,52 @@ def ikm_convert(model: nn.Module, # any network; changed in place
                 t: Threshold = 0.0, # CAG threshold
                 iso_reduction: str = 'mean', # IsO rule
                 impl: str | None = None, # 'fast' | 'reference'; None: the module default
-               ) -> nn.Module:
-    "Replace the matching `nn.Conv1d`/`nn.Conv2d` of `model` by IKM layers with the same weights; return `model`."
-    targets = [(n, m) for n, m in model.named_modules() if _is_target(m, kernel_sizes) and (include is None or include(n, m))]
-    for name, m in targets:
+                preserve: bool = False, # divide each kernel by the attention of a uniform map (1.5): a trained network
+                                        # keeps (nearly) its function at the start, instead of its outputs growing by ~1.5x
+                return_report: bool = False, # return (model, ConvertReport) instead of model
+               ):
+    """Replace, in place, the plain `nn.Conv1d` / `nn.Conv2d` of `model` whose kernel sides are in `kernel_sizes` (and that
+    `include(name, module)` accepts) by IKM layers (`IKMConv1d` / `IKMConv2d` with `mode`, `t`, `iso_reduction`, `impl`) that
+    hold the same weight and bias Parameters (an optimizer made before keeps working); return `model` (with `return_report`,
+    also a `ConvertReport`). A module used in several places is converted once and stays shared; subclasses of the torch
+    convolutions are skipped (their forward may differ) with a warning; the report lists every skipped convolution and why.
+
+    The converted network computes another function with the same weights: Eq. 11's attention is about 1.5, so a trained
+    network's outputs start about 1.5x off; `preserve=True` divides each kernel by 1.5 (the attention of a map whose every
+    pixel passes the threshold), which gives exactly the original function on such maps and nearly it elsewhere. Under
+    mode 'iso' a layer's weight gradient is the batch *mean* of the per-image kernel gradients (`iso_reduction='mean'`, the
+    authors'), not their sum as autograd of a plain convolution gives: with plain SGD, weight decay or gradient clipping,
+    scale accordingly or use `iso_reduction='sum'`."""
+    import warnings
+    if isinstance(model, (nn.Conv1d, nn.Conv2d)):
+        raise ValueError("ikm_convert changes the submodules of a model; wrap a lone convolution in nn.Sequential")
+    places: dict[int, list[tuple[str, nn.Module]]] = {}   # id(conv) -> [(qualified name, conv)], every place it is used
+    for n, m in model.named_modules(remove_duplicate=False): places.setdefault(id(m), []).append((n, m))
+    converted, skipped = [], []
+    for where in places.values():
+        m = where[0][1]
+        why = _why_not(m, kernel_sizes)
+        if why is None: continue
+        if not why and include is not None and not all(include(n, m) for n, _ in where):
+            why = 'excluded by include' + (f" (at one of its {len(where)} places)" if len(where) > 1 else '')
+        if why:
+            skipped += [(n, why) for n, _ in where]
+            if 'subclasses' in why: warnings.warn(f"ikm_convert: {where[0][0]}: {why}")
+            continue
         cls = IKMConv1d if isinstance(m, nn.Conv1d) else IKMConv2d
         new = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
                   groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode,
                   device=m.weight.device, dtype=m.weight.dtype, mode=mode, t=t, iso_reduction=iso_reduction,
                   impl=impl)
+        if preserve:
+            with torch.no_grad(): m.weight.div_(_attention_of_ones(tuple(m.kernel_size), m.weight.dtype))
         new.weight = m.weight                       # the same Parameter objects: optimizers keep working
         if m.bias is not None: new.bias = m.bias
-        parent = model.get_submodule(name.rpartition('.')[0]) if '.' in name else model
-        if name == '': raise ValueError("ikm_convert changes the submodules of a model; wrap a lone convolution in nn.Sequential")
-        setattr(parent, name.rpartition('.')[2], new)
-    return model
+        for name, _ in where:                       # every place it is used: a shared convolution stays shared
+            parent = model.get_submodule(name.rpartition('.')[0]) if '.' in name else model
+            setattr(parent, name.rpartition('.')[2], new)
+            converted.append(name)
+    return (model, ConvertReport(converted, skipped)) if return_report else model
 
 def ikm_layers(model: nn.Module) -> list[nn.Module]:
     "The IKM layers of `model`."

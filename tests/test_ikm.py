@@ -249,7 +249,12 @@ def test_fast_cag_equals_adaptive_avg_pool(shape, k, t):
 def test_fast_cag_half_precision_counts():
     "bf16 features: the fast path counts in float32 (exact); the reference pools bf16 0/1 maps. Both agree to bf16 precision."
     x = torch.randn(2, 3, 60, 90)
-    a16 = cag(x.bfloat16(), 3, impl='fast')
+    a32 = cag(x.bfloat16(), 3, impl='fast')   # the attention of bf16 features is float32 (ikm_options.attention_dtype)
+    assert a32.dtype == torch.float32
+    assert (a32.double() - adaptive_pool_cag(x.bfloat16().float(), 3)).abs().max() < 1e-6
+    ikm_options.attention_dtype = 'input'     # rounded to the features' dtype: bf16, to bf16 precision
+    try: a16 = cag(x.bfloat16(), 3, impl='fast')
+    finally: ikm_options.attention_dtype = 'float32'
     assert a16.dtype == torch.bfloat16
     assert (a16.double() - adaptive_pool_cag(x, 3)).abs().max() < 1e-2
 
