@@ -102,6 +102,18 @@ def auto_tile(model: nn.Module, h: int, w: int) -> int | None:
                       "use a device with more memory")
 
 @torch.no_grad()
+def _probe_scale(model: nn.Module, lr: torch.Tensor) -> int:
+    "The upscaling factor of `model`, measured on a corner of `lr` (1, 3, h, w); a clear error if it is not a whole number."
+    was_training = model.training; model.eval()
+    try:
+        with torch.no_grad(): out = model(lr[..., :16, :16])
+    finally: model.train(was_training)
+    s, r = divmod(out.shape[-1], min(16, lr.shape[-1]))
+    if r or s < 1 or out.shape[-2] != s * min(16, lr.shape[-2]):
+        raise ValueError(f"the model maps a {tuple(lr[..., :16, :16].shape)} input to {tuple(out.shape)}: not an upscaling by "
+                         "a whole factor, which tiling needs")
+    return s
+
 def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
             img: torch.Tensor, # uint8 (C, H, W), C = 1 or 3
             tile: int | None = None, # tiles of this many LR pixels (None: the whole image, tiled exactly if it would not fit)
@@ -109,7 +121,12 @@ def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
             exact: bool = False, # tiles given the whole image's pooled statistics: the whole image's output (K + 1 passes)
             progress: bool | None = None, # a progress bar for exact tiling (None: where the output is a terminal or notebook)
            ) -> torch.Tensor: # uint8 (C, sH, sW)
-    "Upscale one uint8 image with `model` (on the model's device)."
+    """Upscale one uint8 image with `model` (on the model's device, in eval mode for the call) and return the uint8 result.
+    `model` maps float RGB in [0, 1], (1, 3, h, w), to (1, 3, s h, s w) in [0, 1] (any SR network: its scale s is read from
+    `model.cfg.scale`, else measured on a small crop); a grayscale image is upscaled as RGB and averaged back. `tile`: upscale
+    in tiles of that many LR pixels, each seen with `overlap` pixels of context (for images too large for memory); IKM's
+    attention pools the whole map, so plain tiles change the output slightly, and `exact=True` gives each tile the whole
+    image's pooled statistics (the whole image's output, in several passes)."""
     if img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] not in (1, 3):
         raise ValueError(f"upscale wants a uint8 (C, H, W) image with 1 or 3 channels, got {img.dtype} {tuple(img.shape)}")
     check_tiling(tile, overlap)
@@ -123,6 +140,7 @@ def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
     scale = getattr(getattr(model, 'cfg', None), 'scale', None)
     dev = next(model.parameters()).device
     lr = to_rgb(img).to(dev).float().div_(255)[None]
+    if tile is not None and scale is None: scale = _probe_scale(model, lr)   # a network this library did not build
     was_training = model.training; model.eval()
     try:
         if tile is None: sr = _sr(model, lr)

@@ -32,3 +32,13 @@ def test_a_new_state_dict_gives_the_same_model_the_obvious_way(tmp_path):
 def test_weights_and_overrides_must_agree():
     with pytest.raises(ValueError, match=r'channels=64 \(asked: 32\)'): uhdn(scale=2, weights='shipped', channels=32)
     assert uhdn(weights='shipped', scale=3, n_blocks=4).cfg.scale == 3
+
+def test_upscale_tiles_a_network_the_library_did_not_build():
+    "Tiling needs the scale: read from model.cfg, else measured; a plain conv net's tiles equal its whole-image output."
+    import torch.nn as nn
+    from ikm_nb.evaluate import upscale
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2))
+    img = (torch.rand(3, 40, 36) * 255).to(torch.uint8)
+    assert torch.equal(upscale(net, img, tile=24), upscale(net, img))
+    with pytest.raises(ValueError, match='whole factor'): upscale(nn.Conv2d(3, 3, 3), img, tile=24)
