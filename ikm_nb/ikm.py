@@ -421,10 +421,24 @@ class _IKMConvNd:
         return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}" + (f", impl={self.impl!r}" if self.impl else '')
 
 class IKMConv1d(_IKMConvNd, nn.Conv1d):
-    "Drop-in `nn.Conv1d` with image-specific kernel modulation (IKM) and the IsO weight gradient (keywords: `_IKMConvNd`)."
+    """Drop-in `nn.Conv1d` with image-specific kernel modulation (IKM, Eq. 9-13) and the IsO weight gradient (Algorithm 1).
+
+    Keywords beyond the torch convolution's: `mode` 'iso' (default: IKM, the shared kernel's gradient by the IsO rule) |
+    'exact' (autograd through each image's kernel) | 'go' (one batch-averaged attention) | 'off' (the plain convolution);
+    `t` the CAG threshold of Eq. 10 (0.0, a number, 'mean' or 'median'); `iso_reduction` 'mean' (the authors': the batch
+    mean of the per-image kernel gradients) | 'sum' (Eq. 15); `impl` None (`ikm_options.impl`) | 'fast' | 'reference'.
+    The weight and bias keep the torch layer's names and shapes; `forward(x, attention=None)` takes a precomputed
+    `attention(x)` where the caller has it."""
 
 class IKMConv2d(_IKMConvNd, nn.Conv2d):
-    "Drop-in `nn.Conv2d` with image-specific kernel modulation (IKM) and the IsO weight gradient (keywords: `_IKMConvNd`)."
+    """Drop-in `nn.Conv2d` with image-specific kernel modulation (IKM, Eq. 9-13) and the IsO weight gradient (Algorithm 1).
+
+    Keywords beyond the torch convolution's: `mode` 'iso' (default: IKM, the shared kernel's gradient by the IsO rule) |
+    'exact' (autograd through each image's kernel) | 'go' (one batch-averaged attention) | 'off' (the plain convolution);
+    `t` the CAG threshold of Eq. 10 (0.0, a number, 'mean' or 'median'); `iso_reduction` 'mean' (the authors': the batch
+    mean of the per-image kernel gradients) | 'sum' (Eq. 15); `impl` None (`ikm_options.impl`) | 'fast' | 'reference'.
+    The weight and bias keep the torch layer's names and shapes; `forward(x, attention=None)` takes a precomputed
+    `attention(x)` where the caller has it."""
 
 # %% ../nbs/01_ikm.ipynb #c032
 def _constant_on_nonnegative(self: _IKMConvNd) -> bool:
@@ -489,7 +503,8 @@ def _why_not(m: nn.Module, kernel_sizes) -> str | None:
     if type(m) not in (nn.Conv1d, nn.Conv2d):
         return (f"{type(m).__name__} subclasses {type(m).__mro__[1].__name__}: its forward may differ, so it is left as it is "
                 "(convert it by hand, or make it a plain convolution)")
-    if not all(k in kernel_sizes for k in m.kernel_size): return f"kernel {tuple(m.kernel_size)} not in kernel_sizes={kernel_sizes}"
+    if not all(k in kernel_sizes for k in m.kernel_size):
+        return f"kernel {tuple(m.kernel_size)} not in kernel_sizes={kernel_sizes}"
     return ''
 
 def ikm_convert(model: nn.Module, # any network; changed in place
