@@ -101,7 +101,6 @@ def auto_tile(model: nn.Module, h: int, w: int) -> int | None:
                       f"and even exact tiles of {MIN_TILE} LR pixels (with {r} of context) would not fit: "
                       "use a device with more memory")
 
-@torch.no_grad()
 def _probe_scale(model: nn.Module, lr: torch.Tensor) -> int:
     "The upscaling factor of `model`, measured on a corner of `lr` (1, 3, h, w); a clear error if it is not a whole number."
     was_training = model.training; model.eval()
@@ -114,6 +113,7 @@ def _probe_scale(model: nn.Module, lr: torch.Tensor) -> int:
                          "a whole factor, which tiling needs")
     return s
 
+@torch.no_grad()
 def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
             img: torch.Tensor, # uint8 (C, H, W), C = 1 or 3
             tile: int | None = None, # tiles of this many LR pixels (None: the whole image, tiled exactly if it would not fit)

@@ -42,3 +42,15 @@ def test_upscale_tiles_a_network_the_library_did_not_build():
     img = (torch.rand(3, 40, 36) * 255).to(torch.uint8)
     assert torch.equal(upscale(net, img, tile=24), upscale(net, img))
     with pytest.raises(ValueError, match='whole factor'): upscale(nn.Conv2d(3, 3, 3), img, tile=24)
+
+def test_upscale_builds_no_autograd_graph():
+    "upscale runs the model without autograd (a graph would hold every activation: several times the memory)."
+    import torch.nn as nn
+    from ikm_nb.evaluate import upscale
+    seen = []
+    class Probe(nn.Module):
+        def __init__(self): super().__init__(); self.conv = nn.Conv2d(3, 12, 3, padding=1); self.up = nn.PixelShuffle(2)
+        def forward(self, x): seen.append(torch.is_grad_enabled()); return self.up(self.conv(x))
+    img = (torch.rand(3, 20, 20) * 255).to(torch.uint8)
+    upscale(Probe(), img); upscale(Probe(), img, tile=12)
+    assert seen and not any(seen)
