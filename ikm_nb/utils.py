@@ -39,12 +39,26 @@ def shared_data_dir(required: bool = False) -> Path | None:
     return None
 
 # %% ../nbs/00_utils.ipynb #c008
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def _remove_stale_tmp(path: Path):
+    "Remove the temporary files of `path` that a writer killed mid-write left (their process, named in the file, is gone)."
+    import glob
+    for t in path.parent.glob(f'.{glob.escape(path.name)}.*.tmp*'):
+        pid = t.name[len(path.name) + 2:].split('.')[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)): t.unlink(missing_ok=True)
+
 @contextlib.contextmanager
 def atomic_path(path, mode_suffix: str = ''):
     "Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp' + mode_suffix, dir=path.parent)
+    _remove_stale_tmp(path)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp' + mode_suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

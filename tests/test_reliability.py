@@ -286,3 +286,13 @@ def test_a_full_disk_is_an_error_message_and_leaves_no_output(tmp_path, tiny_wei
     monkeypatch.setattr(data, 'save_image', full)
     code, err = run_cli('upscale', SRC, tmp_path / 'out.png', '--weights', tiny_weights)
     assert code == 2 and 'File too large' in err and 'Traceback' not in err and not (tmp_path / 'out.png').exists()
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    "A SIGKILL mid-write leaves `.<name>.<pid>.<random>.tmp`; the next write of that file removes it (its writer is gone)."
+    import subprocess
+    from ikm_nb.utils import atomic_write_text
+    dead = subprocess.Popen([sys.executable, '-c', 'pass']); dead.wait()
+    stale = tmp_path / f'.out.csv.{dead.pid}.x1y2.tmp'; stale.write_text('')
+    live = tmp_path / f'.out.csv.{os.getpid()}.z3.tmp'; live.write_text('')      # (a writer that is still running)
+    atomic_write_text(tmp_path / 'out.csv', 'a,b\n')
+    assert not stale.exists() and live.exists() and (tmp_path / 'out.csv').read_text() == 'a,b\n'
