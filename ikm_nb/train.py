@@ -174,11 +174,16 @@ def training_patches(cfg: TrainConfig, progress: bool = True, images: ImageSet |
                      progress=progress)
 
 def data_record(images: ImageSet) -> dict:
-    """What a run trained on, as every checkpoint records it: the set's name, its number of images, and a fingerprint of the
-    images (sha256 of each file's name and size, in order; the same on every machine that holds the same files)."""
+    """What a run trained on, as every checkpoint records it: the set's name, its number of images, a fingerprint of the
+    images' names and sizes, and one of their bytes (`content`: sha256 of every file, in order, so an image changed in place
+    is noticed); both the same on every machine that holds the same files."""
     import hashlib
     h = hashlib.sha256('\n'.join(f"{Path(f).name}\t{Path(f).stat().st_size}" for f in images.files).encode()).hexdigest()
-    return dict(train_set=images.name, images=len(images.files), fingerprint=h[:16])
+    c = hashlib.sha256()
+    for f in images.files:
+        with open(f, 'rb') as fh:
+            for b in iter(lambda: fh.read(1 << 20), b''): c.update(b)
+    return dict(train_set=images.name, images=len(images.files), fingerprint=h[:16], content=c.hexdigest()[:16])
 
 # %% ../nbs/22_train.ipynb #c016
 def resolve_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
@@ -203,7 +208,13 @@ _RESUME_SAFE = {'cuda_graph', 'cudnn_benchmark', 'steps', 'val_every', 'ckpt_eve
 
 def _check_data(saved: dict | None, record: dict, cfg: TrainConfig, path):
     "Resuming (or reusing a finished run) on other training images than the checkpoint's would mix two runs: refuse, naming both."
-    if saved == record: return
+    # (a record written before `content` existed is compared on what it has)
+    if saved and 'fingerprint' in saved and all(saved[k] == v for k, v in record.items() if k in saved): return
+    if saved and {k: saved.get(k) for k in ('train_set', 'images', 'fingerprint')} == \
+            {k: record[k] for k in ('train_set', 'images', 'fingerprint')}:
+        raise CheckpointError(f"{path}: the training images of {record['train_set']} have the names and sizes this run trained "
+                              "on, but other contents (changed in place): choose another run_name, or delete that run to "
+                              "train afresh")
     had = (f"was trained on {saved.get('train_set')} ({saved.get('images')} images, fingerprint {saved.get('fingerprint')})"
            if saved else "holds no record of its training images (written before checkpoints kept one)")
     raise CheckpointError(f"{path} {had}, but train_set={cfg.train_set!r} now resolves to {record['train_set']} "

@@ -296,3 +296,15 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     live = tmp_path / f'.out.csv.{os.getpid()}.z3.tmp'; live.write_text('')      # (a writer that is still running)
     atomic_write_text(tmp_path / 'out.csv', 'a,b\n')
     assert not stale.exists() and live.exists() and (tmp_path / 'out.csv').read_text() == 'a,b\n'
+
+def test_training_images_changed_in_place_are_noticed_on_resume(tmp_path):
+    "Same names and sizes, other pixels (uncompressed PNGs of one size): the run is not resumed on them."
+    rng = np.random.default_rng(0)
+    imgs = tmp_path / 'imgs'; imgs.mkdir()
+    for i in range(3): Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(imgs / f'{i}.png', compress_level=0)
+    cfg = profile_config('smoke', steps=4, train_set=str(imgs), out_dir=str(tmp_path / 'runs'), run_name='r', device='cpu')
+    train(cfg, progress=False, stop_after=2)
+    size = (imgs / '1.png').stat().st_size
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(imgs / '1.png', compress_level=0)
+    assert (imgs / '1.png').stat().st_size == size
+    with pytest.raises(CheckpointError, match='changed in place'): train(cfg, progress=False)
