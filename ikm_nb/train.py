@@ -22,8 +22,8 @@ from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, chec
 
 # %% auto #0
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'dist_info', 'setup_distributed', 'StepBatches',
-           'step_loader', 'model_config', 'build_model', 'training_patches', 'data_record', 'resolve_channels_last',
-           'run_name', 'graph_model', 'RunBusyError', 'train']
+           'step_loader', 'model_config', 'build_model', 'training_patches', 'data_record', 'file_hashes',
+           'resolve_channels_last', 'run_name', 'graph_model', 'RunBusyError', 'train']
 
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
@@ -179,11 +179,31 @@ def data_record(images: ImageSet) -> dict:
     is noticed); both the same on every machine that holds the same files."""
     import hashlib
     h = hashlib.sha256('\n'.join(f"{Path(f).name}\t{Path(f).stat().st_size}" for f in images.files).encode()).hexdigest()
-    c = hashlib.sha256()
-    for f in images.files:
-        with open(f, 'rb') as fh:
-            for b in iter(lambda: fh.read(1 << 20), b''): c.update(b)
-    return dict(train_set=images.name, images=len(images.files), fingerprint=h[:16], content=c.hexdigest()[:16])
+    c = hashlib.sha256('\n'.join(file_hashes(images.files)).encode()).hexdigest()
+    return dict(train_set=images.name, images=len(images.files), fingerprint=h[:16], content=c[:16])
+
+def file_hashes(files, # files to hash
+                cache=None, # a JSON file of hashes by path, size and mtime (default: data/cache/file_hashes.json)
+               ) -> list[str]: # the sha256 of each file's bytes, in order
+    """The sha256 of each file, read again only when its size or modification time changed since it was cached (so that a
+    run's start stays cheap on thousands of images)."""
+    import hashlib
+    from ikm_nb.data import data_dir
+    cache = Path(cache or data_dir() / 'cache' / 'file_hashes.json')
+    try: known = json.loads(cache.read_text())
+    except (OSError, ValueError): known = {}
+    out, changed = [], False
+    for f in files:
+        st, key = Path(f).stat(), str(Path(f).resolve())
+        if known.get(key, [None])[:2] != [st.st_size, st.st_mtime_ns]:
+            d = hashlib.sha256()
+            with open(f, 'rb') as fh:
+                for b in iter(lambda: fh.read(1 << 20), b''): d.update(b)
+            known[key] = [st.st_size, st.st_mtime_ns, d.hexdigest()]; changed = True
+        out.append(known[key][2])
+    if changed:
+        with contextlib.suppress(OSError): atomic_write_text(cache, json.dumps(known))   # (a cache: unwritable is fine)
+    return out
 
 # %% ../nbs/22_train.ipynb #c016
 def resolve_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
