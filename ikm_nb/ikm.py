@@ -420,8 +420,7 @@ class _IKMConvNd:
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}" + (f", impl={self.impl!r}" if self.impl else '')
 
-class IKMConv1d(_IKMConvNd, nn.Conv1d):
-    """Drop-in `nn.Conv1d` with image-specific kernel modulation (IKM, Eq. 9-13) and the IsO weight gradient (Algorithm 1).
+_KEYWORDS_DOC = """
 
     Keywords beyond the torch convolution's: `mode` 'iso' (default: IKM, the shared kernel's gradient by the IsO rule) |
     'exact' (autograd through each image's kernel) | 'go' (one batch-averaged attention) | 'off' (the plain convolution);
@@ -429,16 +428,14 @@ class IKMConv1d(_IKMConvNd, nn.Conv1d):
     mean of the per-image kernel gradients) | 'sum' (Eq. 15); `impl` None (`ikm_options.impl`) | 'fast' | 'reference'.
     The weight and bias keep the torch layer's names and shapes; `forward(x, attention=None)` takes a precomputed
     `attention(x)` where the caller has it."""
+
+class IKMConv1d(_IKMConvNd, nn.Conv1d):
+    "Drop-in `nn.Conv1d` with image-specific kernel modulation (IKM, Eq. 9-13) and the IsO weight gradient (Algorithm 1)."
 
 class IKMConv2d(_IKMConvNd, nn.Conv2d):
-    """Drop-in `nn.Conv2d` with image-specific kernel modulation (IKM, Eq. 9-13) and the IsO weight gradient (Algorithm 1).
+    "Drop-in `nn.Conv2d` with image-specific kernel modulation (IKM, Eq. 9-13) and the IsO weight gradient (Algorithm 1)."
 
-    Keywords beyond the torch convolution's: `mode` 'iso' (default: IKM, the shared kernel's gradient by the IsO rule) |
-    'exact' (autograd through each image's kernel) | 'go' (one batch-averaged attention) | 'off' (the plain convolution);
-    `t` the CAG threshold of Eq. 10 (0.0, a number, 'mean' or 'median'); `iso_reduction` 'mean' (the authors': the batch
-    mean of the per-image kernel gradients) | 'sum' (Eq. 15); `impl` None (`ikm_options.impl`) | 'fast' | 'reference'.
-    The weight and bias keep the torch layer's names and shapes; `forward(x, attention=None)` takes a precomputed
-    `attention(x)` where the caller has it."""
+IKMConv1d.__doc__ += _KEYWORDS_DOC; IKMConv2d.__doc__ += _KEYWORDS_DOC   # (help() shows the keywords of both)
 
 # %% ../nbs/01_ikm.ipynb #c032
 def _constant_on_nonnegative(self: _IKMConvNd) -> bool:
