@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 
-.PHONY: reproduce test env sync-check clean-nbs export
+.PHONY: reproduce test env sync-check clean-nbs export docs
 
 env: $(VENV_OK)
 $(VENV_OK): requirements.lock setup.py settings.ini
@@ -38,6 +38,10 @@ export: $(VENV_OK)
 	.venv/bin/nbdev_export
 clean-nbs: $(VENV_OK)
 	.venv/bin/nbdev_clean
+
+## The documentation site, into _docs/html: the method notebooks executed, the experiments from results/notebooks.
+docs: $(VENV_OK)
+	$(PY) scripts/build_docs.py --force
 
 ## README.md is generated from nbs/index.ipynb (nbdev_readme needs quarto; this needs nothing more).
 readme: $(VENV_OK)
