@@ -95,3 +95,11 @@ def test_the_authors_code_is_cited_at_its_commit_and_collected_in_one_page():
         assert all(l.startswith(AUTHORS_COMMIT + '/') for l in links), (p.name, links)
         cited |= links
     assert len(cited) >= 20 and cited <= listed, f"cited in the notebooks but missing from docs/authors_code.md: {sorted(cited - listed)}"
+
+def test_the_readme_opens_with_what_ikm_is_then_the_commands_then_the_answer():
+    "A reader meets the method (a paragraph and Fig. 1), then the two commands, then the answer to 'does IKM work?'."
+    heads = [l for l in (ROOT / 'README.md').read_text().splitlines() if l.startswith('## ')]
+    assert heads[:3] == ['## What IKM is, in a paragraph and a picture', '## The two commands', '## Does IKM work?'], heads[:3]
+    first = (ROOT / 'README.md').read_text().split('## The two commands')[0]
+    assert 'results/figures/fig01_ikm_1d.png' in first and 'Eq. 12' in first
+    assert heads.index('## Complexity: paper vs ours') > max(i for i, h in enumerate(heads) if h.startswith(('## Table', '## Fig')))
