@@ -138,6 +138,7 @@ def set_dense_split(model: nn.Module, # a network with dense units
         if isinstance(m, DenseUnit): m.split = split
     return model
 
+# %% ../nbs/02_arch.ipynb #991d7a5b
 def set_dense_buffer(model: nn.Module, # a network with dense units
                      buffer: bool | str, # 'auto' (the default: on a GPU), True (wherever it applies) or False (`torch.cat`)
                     ) -> nn.Module:
@@ -200,6 +201,7 @@ def _forward_split(self: DenseUnit, how, x):
 
 DenseUnit._split_how, DenseUnit._forward_split = _split_how, _forward_split
 
+# %% ../nbs/02_arch.ipynb #1b36cb6c
 def _growth_buffer(x, parts, wg, geo, layers) -> torch.Tensor:
     "The unit's (B, C + d g, H, W) concatenation, written into one buffer: x, then each layer's output (no autograd)."
     B, C = x.shape[:2]
@@ -315,6 +317,7 @@ class _UnitKernels(torch.autograd.Function):
 
 _KERNEL_INDEX: dict = {}
 
+# %% ../nbs/02_arch.ipynb #d1bbf04c
 def unit_kernels(ws: list[torch.Tensor], # the d layers' kernels (g_i, C + sum_{j<i} g_j, k, k), `DenseUnit.layers[i].conv.weight`
                  C: int, # the unit's input channels
                  c: float = 1.0, # multiplies the growth slices (IKM: the constant attention of a nonnegative map)
@@ -410,6 +413,7 @@ BLOCKS = ('uhdb', 'rdb', 'rb')
 
 def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
 
+# %% ../nbs/02_arch.ipynb #9bc9b8c2
 @dataclass(frozen=True)
 class UHDNConfig:
     "Every architecture hyperparameter of U-HDN (Sec. III-C, IV-B1) and the Table III backbones; `build()` makes the model."
@@ -527,6 +531,7 @@ def _check_values(c: UHDNConfig):
     need(c.kernel_size % 2 == 1, f"kernel_size must be odd (the size is kept), got {c.kernel_size}")
     need(c.attention in ATTENTIONS, f"unknown attention {c.attention!r}: use one of {ATTENTIONS}")
 
+# %% ../nbs/02_arch.ipynb #646aa72e
 def _check_combination(c: UHDNConfig):
     "Settings that must agree: U-style residuals and M, an RB's depth, channels for attention and for the grouped upsampler, ..."
     need = _need
@@ -660,6 +665,7 @@ def preset(name: str, # a key of PRESETS, e.g. 'uhdn_l'
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name].replace(**overrides)
 
+# %% ../nbs/02_arch.ipynb #b9fda592
 def uhdn(weights=None, # None: fresh weights; 'shipped': this library's trained weights for `scale`; or a weights file
          **overrides) -> UHDN: # UHDNConfig fields, e.g. scale=4
     """U-HDN+IKM (Sec. IV-B1), e.g. `uhdn(scale=4)` with fresh weights. `uhdn(scale=2, weights='shipped')` is the shipped

@@ -75,6 +75,7 @@ def load_checkpoint(path, map_location='cpu') -> dict:
                               "(no model weights with their configuration)")
     return state
 
+# %% ../nbs/20_checkpoint.ipynb #7a2cf31d
 def check_compatible(state: dict, model_config: dict, path='checkpoint'):
     "Refuse a checkpoint of another architecture or scale, naming the difference."
     got = state['model_config']

@@ -72,6 +72,7 @@ def cmd_train(a):
         save_weights(a.save_weights, model_from_checkpoint(st), budget=budget)
         print(f"weights written to {a.save_weights}")
 
+# %% ../nbs/23_cli.ipynb #7273045a
 def cmd_eval(a):
     from ikm_nb.evaluate import evaluate, summarize, check_tiling
     from ikm_nb.utils import default_device
@@ -129,6 +130,7 @@ def cmd_reproduce(a):
     df = reproduce(a.profile, a.only, jobs=a.jobs)
     if (df.status != 'ok').any(): sys.exit(1)
 
+# %% ../nbs/23_cli.ipynb #5132384f
 def parser() -> argparse.ArgumentParser:
     "The `ikm` argument parser."
     p = argparse.ArgumentParser(prog='ikm',

@@ -143,6 +143,7 @@ def _counts(cfg: UHDNConfig, output_hw: tuple[int, int]) -> tuple[int, int]:
     with torch.device('meta'): m = cfg.build()
     return count_params(m), count_macs(m, output_hw)
 
+# %% ../nbs/03_complexity.ipynb #7a04ef64
 def complexity_table(rows=PAPER_COMPLEXITY, # (row, preset, overrides, source, params, flops, note) tuples
                      output_hw: tuple[int, int] = (480, 360), # the output the Multi-Adds are for
                     ) -> pd.DataFrame:

@@ -87,6 +87,7 @@ def _header_bytes(path) -> int:
         c = 1 if im.mode in ('1', 'L', 'LA', 'La') or im.mode.startswith('I;16') else 3
         return im.width * im.height * c
 
+# %% ../nbs/12_data.ipynb #e4bb5a6a
 def _to_array(im: Image.Image, alpha: str, path: Path) -> np.ndarray:
     "A decoded PIL image as a uint8 (H, W, C) array, C in {1, 3}, following the table above."
     mode = im.mode
@@ -232,6 +233,7 @@ def folder_set(folder, name: str | None = None) -> ImageSet:
     folder = Path(folder)
     return ImageSet(name or folder.name, tuple(list_images(folder)), (folder,))
 
+# %% ../nbs/12_data.ipynb #2512b623
 def find_benchmark(name: str,       # 'Set5', 'Set14', 'BSD100' (or 'B100'), 'Urban100', 'Manga109', any set name, or a folder
                    roots=None,      # folders to search (default: `data_roots()`)
                   ) -> ImageSet:
@@ -272,6 +274,7 @@ def _find_train_part(name: str, roots, strict: bool) -> ImageSet | None:
             warnings.warn(msg); return None
     return None
 
+# %% ../nbs/12_data.ipynb #55853bed
 def find_train_set(name: str = 'auto', # 'auto', 'DF2K', '291', 'DIV2K', 'Flickr2K', 'T91', 'BSD200', 'T91_min192', or a folder
                    roots=None,         # folders to search (default: `data_roots()`)
                   ) -> ImageSet:
@@ -335,6 +338,7 @@ def cache_staleness(path, files, lr_scales=()) -> str | None:
     if scales and resize != _resize_signature(): return 'its LR images were made by another version of imresize'
     return None
 
+# %% ../nbs/12_data.ipynb #8f0cf4d4
 def build_cache(files,                 # image files, in order
                 path,                  # the .h5 file to write (replaced atomically)
                 lr_scales=(),          # also store whole-image LR imresize(modcrop(hr, s), 1/s) for these scales
@@ -405,6 +409,7 @@ def _as_image_set(images) -> ImageSet:
     h = hashlib.sha256('\n'.join(str(f.resolve()) for f in files).encode()).hexdigest()[:10]
     return ImageSet(f'files-{h}', files, tuple(dict.fromkeys(f.parent for f in files)))
 
+# %% ../nbs/12_data.ipynb #5493d70e
 class SRPatches(Dataset):
     "(LR, HR) training patch pairs, uint8 (3, p, p) and (3, ps, ps), indexed by int or by a `PatchSampler` key."
     def __init__(self,
@@ -547,6 +552,7 @@ def seed_worker(worker_id: int):
     s = torch.initial_seed() % 2**32
     random.seed(s); np.random.seed(s)
 
+# %% ../nbs/12_data.ipynb #25fd820c
 def make_loader(images='auto',             # an `SRPatches`, or what it takes: set name, folder, ImageSet, list of files
                 scale: int = 2,            # upscaling factor: 2, 3 or 4
                 batch_size: int = 16,      # the paper's batch size

@@ -108,6 +108,7 @@ def _locked(part: Path):
         finally:
             if part.exists() and part.stat().st_size == 0: part.unlink()
 
+# %% ../nbs/13_download.ipynb #e70a3a1d
 def _fetch_into(url: str, part: Path, h, progress: bool, chunk: int, timeout: float, total_hint: int | None) -> int | None:
     "One HTTP request appending to `part` from its current size; returns the full size if the server said it."
     offset = part.stat().st_size
@@ -138,6 +139,7 @@ def _fetch_into(url: str, part: Path, h, progress: bool, chunk: int, timeout: fl
                 f.write(b); h.update(b); bar.update(len(b))
     return total
 
+# %% ../nbs/13_download.ipynb #620b2d78
 def download(url: str,                # address (http or https)
              dest,                    # where the file goes; `<dest>.part` while it downloads
              sha256: str | None = None, # expected sha256; None: the one recorded at first download, else record it
@@ -197,6 +199,7 @@ def _html_instead(path: Path) -> bool:
     with open(path, 'rb') as f: head = f.read(1024).lstrip().lower()
     return head.startswith((b'<!doctype html', b'<html', b'<head', b'<?xml'))
 
+# %% ../nbs/13_download.ipynb #4fa18a48
 def _trust_first(dest: Path, part: Path | None = None):
     "Before a first download's checksum is recorded: refuse an HTML page in place of the file (removed, nothing recorded)."
     f = part or dest
@@ -268,6 +271,7 @@ def _open_archive(archive: Path):
 def _n_images(d: Path) -> int:
     return sum(1 for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
 
+# %% ../nbs/13_download.ipynb #d0b7757a
 def image_root(folder: Path) -> Path:
     "The folder of images inside an unpacked archive: descend lone folders, then prefer `HR`/`*_HR`, else the most images."
     folder = Path(folder)

@@ -76,6 +76,7 @@ def available_bytes(device: torch.device) -> int | None:
     except OSError: return None
     return None
 
+# %% ../nbs/21_evaluate.ipynb #9d3356a8
 def check_memory(model: nn.Module, h: int, w: int, tile: int | None, overlap: int):
     "Refuse, before any work, an upscale whose activations would not fit in the memory free on the model's device."
     th, tw = (h, w) if tile is None else (min(h, tile + 2 * overlap), min(w, tile + 2 * overlap))
@@ -113,6 +114,7 @@ def _probe_scale(model: nn.Module, lr: torch.Tensor) -> int:
                          "a whole factor, which tiling needs")
     return s
 
+# %% ../nbs/21_evaluate.ipynb #76aadaa8
 @torch.no_grad()
 def upscale(model: nn.Module, # an SR model, RGB [0, 1] in and out
             img: torch.Tensor, # uint8 (C, H, W), C = 1 or 3
@@ -211,6 +213,7 @@ def count_poolings(model: nn.Module, lr: torch.Tensor) -> int:
     with whole_image_pooling(pool): model(lr[..., :min(lr.shape[2], 2 * MIN_TILE), :min(lr.shape[3], 2 * MIN_TILE)])
     return n[0]
 
+# %% ../nbs/21_evaluate.ipynb #26c0ca12
 def _sr_tiled_exact(model, lr, scale: int, tile: int, overlap: int, progress: bool | None = None):
     "Upscale (1, 3, h, w) in tiles that see the whole image's pooled statistics: equal to `_sr(model, lr)` up to float rounding."
     _, _, h, w = lr.shape
@@ -290,6 +293,7 @@ def evaluate_set(model, name: str, scale: int | None = None, convention: str = '
     "`evaluate` on one set (used for validation during training)."
     return evaluate(model, [name], scale, convention, progress=progress)
 
+# %% ../nbs/21_evaluate.ipynb #3f9373c5
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     "Mean PSNR, SSIM and time per set (and scale, convention, tile)."
     keys = [k for k in ('set', 'scale', 'convention', 'tile') if k in df]

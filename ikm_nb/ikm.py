@@ -219,6 +219,7 @@ def whole_image_pooling(pool: Callable, # pool(m, k): the bin means (B, C, *k) o
     try: yield
     finally: _whole_image_pool = old
 
+# %% ../nbs/01_ikm.ipynb #dea904cf
 def whole_image_mean(x: torch.Tensor) -> torch.Tensor: # (B, C, *spatial) -> (B, C, 1, ..)
     "The mean of each (image, channel) over the spatial axes, or `pool(x, (1, ..))` within `whole_image_pooling`."
     if _whole_image_pool is None: return x.mean(tuple(range(2, x.dim())), keepdim=True)
@@ -247,6 +248,7 @@ def _batch_conv_choice(x: torch.Tensor) -> str:
                                    and x.is_contiguous(memory_format=torch.channels_last)): return 'loop'
     return 'grouped'
 
+# %% ../nbs/01_ikm.ipynb #23e05373
 class _IsOConv(torch.autograd.Function):
     """The fast IKM convolution: returns (1, B*c_out, ...) ('grouped') or (B, c_out, ...) ('loop').
     backward: the exact input gradient through each image's own kernels; the weight gradient by `rule`: 'iso' (the identity
@@ -420,6 +422,7 @@ class _IKMConvNd:
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}" + (f", impl={self.impl!r}" if self.impl else '')
 
+# %% ../nbs/01_ikm.ipynb #08fc888f
 _KEYWORDS_DOC = """
 
     Keywords beyond the torch convolution's: `mode` 'iso' (default: IKM, the shared kernel's gradient by the IsO rule) |
@@ -504,6 +507,7 @@ def _why_not(m: nn.Module, kernel_sizes) -> str | None:
         return f"kernel {tuple(m.kernel_size)} not in kernel_sizes={kernel_sizes}"
     return ''
 
+# %% ../nbs/01_ikm.ipynb #325cdc26
 def ikm_convert(model: nn.Module, # any network; changed in place
                 kernel_sizes: tuple[int, ...] = (3,), # convert convolutions whose kernel sides are all in here
                 include: Callable[[str, nn.Module], bool] | None = None, # optional filter on (qualified name, module)
@@ -562,6 +566,7 @@ def ikm_layers(model: nn.Module) -> list[nn.Module]:
     "The IKM layers of `model`."
     return [m for m in model.modules() if isinstance(m, _IKMConvNd)]
 
+# %% ../nbs/01_ikm.ipynb #d8a56aac
 def set_ikm_mode(model: nn.Module, # a network with IKM layers
                  mode: str, # 'iso' | 'exact' | 'go' | 'off'
                  t: Threshold | None = None, # also set the CAG threshold, if given

@@ -135,6 +135,7 @@ def psnr(sr, # SR output (C, H, W) or (H, W), 8-bit values
     "PSNR (dB) on Y (grey images: their channel), HR mod-cropped, `scale` pixels shaved per border."
     return _psnr(*_y_pair(sr, hr, scale, convention)[:2])
 
+# %% ../nbs/11_metrics.ipynb #63fddc34
 def ssim(sr, # SR output (C, H, W) or (H, W), 8-bit values
          hr, # ground truth, same channels; mod-cropped here
          scale: int, # SR scale: HR mod-crop and pixels shaved per border

@@ -63,6 +63,7 @@ U-HDN_L+IKM	10.9	471.5	38.23 / 0.9614	34.03 / 0.9217	32.35 / 0.9018	32.84 / 0.93
 
 def _number(s: str) -> float: return math.nan if s.strip() == '-' else float(s)
 
+# %% ../nbs/05_paper.ipynb #a1cf10a5
 def _parse(text: str, head: tuple[str, ...]) -> pd.DataFrame:
     "Lines of `head` fields then one 'PSNR / SSIM' per set -> one row per (row, set)."
     rows = []

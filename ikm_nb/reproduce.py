@@ -66,6 +66,7 @@ def compact_streams(path: Path) -> int:
     with atomic_path(path, '.ipynb') as tmp: nbformat.write(nb, str(tmp))
     return removed
 
+# %% ../nbs/24_reproduce.ipynb #b940bd76
 def portable_paths(path: Path, # an executed notebook
                    root: Path, # the folder its paths are made relative to (the repository root)
                    input_path: str, output_path: str, # what papermill's metadata should name (relative paths)
@@ -121,6 +122,7 @@ def _run_one(name: str, nb: Path, profile: str, out_dir: Path, kernel: str | Non
 
 def _now() -> str: return time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())
 
+# %% ../nbs/24_reproduce.ipynb #c615bed7
 def _run_chain(chain: list[tuple[str, Path]], # (name, notebook) pairs, run in this order
                profile: str, out_dir: Path, kernel: str | None, cwd: Path, log_output: bool) -> list[RunRecord]:
     "Run the notebooks of one chain one after another (in a worker process of `reproduce`, or in its own); their records."
@@ -160,6 +162,7 @@ def _select(nbs: dict[str, Path], only) -> dict[str, Path]:
     if missing: raise ValueError(f"no experiment notebook named {missing}; available: {sorted(nbs)}")
     return {n: p for n, p in nbs.items() if any(n == w or n.startswith(w) for w in wanted)}
 
+# %% ../nbs/24_reproduce.ipynb #e0472079
 def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'gpu' | 'paper'
               only: list[str] | str | None = None, # names (or prefixes, e.g. 'table1') of the notebooks to run; all if None
               out_dir: str | Path | None = None, # where results go (default: the repository's results/)

@@ -254,6 +254,7 @@ def _check_resume(saved: dict | None, cfg: TrainConfig, path, saved_model: dict,
     raise CheckpointError(f"{path} belongs to a run with other settings ({other}); choose another run_name, or delete that run "
                           "to start afresh")
 
+# %% ../nbs/22_train.ipynb #40a5fb1b
 class _MetricsLog:
     "metrics.csv, appended row by row; on resume the rows after the resumed step are dropped."
     cols = ['step', 'loss', 'lr', 'psnr', 'seconds', 'it_s']
@@ -301,6 +302,7 @@ def graph_model(model: nn.Module, # the network, in training mode, on a CUDA dev
 class RunBusyError(RuntimeError):
     "A run folder that another training process is using."
 
+# %% ../nbs/22_train.ipynb #bfce8fbe
 @contextlib.contextmanager
 def _run_lock(run_dir: Path, enabled: bool):
     """Hold `run_dir/checkpoints/.lock` while this process owns the run: a second `train` of the same run (same run_name and
@@ -357,6 +359,7 @@ def _finite_loss(loss: torch.Tensor, step: int, cfg: TrainConfig) -> float:
                                  f"updates): lower the learning rate or use amp='off'; no checkpoint of it was written")
     return v
 
+# %% ../nbs/22_train.ipynb #24e1c07c
 def _seeded_model(cfg: TrainConfig, device, world: int):
     "The model of `cfg` from the run's seed (the same initial weights on every rank), on `device`, and its memory layout."
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
@@ -412,6 +415,7 @@ def _step_batches(cfg: TrainConfig, images, record: dict, rank: int, world: int,
         atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
     return StepBatches(patches, cfg.batch, cfg.seed, rank, world)
 
+# %% ../nbs/22_train.ipynb #f569a66f
 def _trained_net(model, cfg: TrainConfig, device, world: int, graphed: bool, amp, log):
     "What the updates call: the model, under DDP with several processes, or captured as CUDA graphs (`graphed`)."
     if device.type == 'cuda': torch.backends.cudnn.benchmark = cfg.cudnn_benchmark   # (process-wide, as torch has it)
@@ -425,6 +429,7 @@ def _save(path: Path, model, opt, sched, step: int, cfg: TrainConfig, best, reco
                                  "rate or use amp='off'; no checkpoint of them was written")
     save_checkpoint(path, model, opt, sched, step, cfg, best, data=record)
 
+# %% ../nbs/22_train.ipynb #955a04a3
 def train(cfg: TrainConfig, # every setting (see `profile_config`)
           resume: bool = True, # continue from the run's latest checkpoint when there is one
           progress: bool = True, # show a progress bar
