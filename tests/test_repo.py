@@ -103,3 +103,11 @@ def test_the_readme_opens_with_what_ikm_is_then_the_commands_then_the_answer():
     first = (ROOT / 'README.md').read_text().split('## The two commands')[0]
     assert 'results/figures/fig01_ikm_1d.png' in first and 'Eq. 12' in first
     assert heads.index('## Complexity: paper vs ours') > max(i for i, h in enumerate(heads) if h.startswith(('## Table', '## Fig')))
+
+def test_every_file_the_prose_names_exists():
+    "A test, benchmark, script or doc that a notebook, the README or docs/ names by path is in the repository."
+    named = re.compile(r'\b((?:tests|benchmarks|scripts|docs)/[\w./-]+\.(?:py|md|sh|txt))\b')
+    missing = set()
+    for p in [*sorted((ROOT / 'nbs').glob('*.ipynb')), ROOT / 'README.md', *sorted((ROOT / 'docs').glob('*.md'))]:
+        missing |= {(p.name, m) for m in named.findall(p.read_text()) if not (ROOT / m).exists()}
+    assert not missing, sorted(missing)
