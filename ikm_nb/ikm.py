@@ -156,6 +156,7 @@ def ikm_impl(impl: str | None = None, # 'fast' | 'reference': the default of lay
         ikm_options.impl, ikm_options.batch_conv = old
 
 def _resolve_impl(impl: str | None) -> str:
+    if _exporting(): return 'reference'
     return ikm_options.impl if impl is None else _check_choice(impl, IKM_IMPLS, 'IKM implementation')
 
 # %% ../nbs/01_ikm.ipynb #c019
@@ -180,6 +181,11 @@ def _bin_means(m: torch.Tensor, k: tuple[int, ...], first: int = 2) -> torch.Ten
 
 def _compiling() -> bool:
     f = getattr(getattr(torch, 'compiler', None), 'is_compiling', None)   # torch >= 2.3
+    return bool(f is not None and f())
+
+def _exporting() -> bool:
+    "Whether `torch.export` is tracing: the layers then run the reference path, which exports with dynamic shapes (below)."
+    f = getattr(getattr(torch, 'compiler', None), 'is_exporting', None)   # torch >= 2.4
     return bool(f is not None and f())
 
 def _cag_fast(x, k, t):
@@ -353,8 +359,8 @@ class _IKMConvNd:
 
     @property
     def active_impl(self) -> str:
-        "The implementation the layer runs: its own `impl`, else the module default `ikm_options.impl`."
-        return self._impl or ikm_options.impl
+        "The implementation the layer runs: its own `impl`, else the module default `ikm_options.impl` ('reference' under `torch.export`)."
+        return 'reference' if _exporting() else self._impl or ikm_options.impl
     @property
     def takes_attention(self) -> bool:
         "Whether `forward` uses an `attention=` computed by the caller (e.g. shared by a dense unit): fast path, mode not 'off'."

@@ -54,3 +54,36 @@ def test_upscale_builds_no_autograd_graph():
     img = (torch.rand(3, 20, 20) * 255).to(torch.uint8)
     upscale(Probe(), img); upscale(Probe(), img, tile=12)
     assert seen and not any(seen)
+
+
+class _EDSRStyle(torch.nn.Module):
+    "A small EDSR-style x2 network written here (not the library's): head, residual blocks, sub-pixel tail."
+    def __init__(self, c=16, blocks=2):
+        super().__init__()
+        nn = torch.nn
+        self.head = nn.Conv2d(3, c, 3, padding=1)
+        self.body = nn.ModuleList(nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1))
+                                  for _ in range(blocks))
+        self.tail = nn.Sequential(nn.Conv2d(c, 4 * c, 3, padding=1), nn.PixelShuffle(2), nn.Conv2d(c, 3, 3, padding=1))
+    def forward(self, x):
+        h = y = self.head(x)
+        for b in self.body: y = y + b(y)
+        return self.tail(y + h)
+
+
+def _dynamic():
+    return {0: torch.export.Dim('batch', max=32), 2: torch.export.Dim('height', min=4, max=2048),
+            3: torch.export.Dim('width', min=4, max=2048)}
+
+@pytest.mark.parametrize('which', ['uhdn', 'converted EDSR-style'])
+def test_export_with_dynamic_batch_height_and_width_equals_eager(which):
+    "torch.export of U-HDN+IKM and of a converted outside network: any batch and image size, the eager (fast path) output."
+    from ikm_nb.ikm import ikm_convert, ikm_layers
+    torch.manual_seed(0)
+    net = (uhdn(scale=2, n_blocks=1, channels=16, growth=4) if which == 'uhdn' else ikm_convert(_EDSRStyle())).eval()
+    assert ikm_layers(net) and all(m.active_impl == 'fast' for m in ikm_layers(net))   # eager runs the fast path
+    program = torch.export.export(net, (torch.rand(2, 3, 16, 20),), dynamic_shapes=(_dynamic(),))
+    with torch.no_grad():
+        for shape in [(2, 3, 16, 20), (1, 3, 9, 13), (3, 3, 30, 17)]:
+            x = torch.rand(shape)
+            torch.testing.assert_close(program.module()(x), net(x), rtol=1e-5, atol=1e-5)
