@@ -17,7 +17,7 @@ from .ikm import _compiling
 # %% auto #0
 __all__ = ['DEPTH_CLAMP', 'ATTENTIONS', 'SCALES', 'BLOCKS', 'TABLE3_BACKBONES', 'TABLE3_VARIANTS', 'TABLE5_STRUCTURES',
            'FIG11_DEPTHS', 'FIG8_GRID', 'FIG8_DEPTHS', 'PRESETS', 'clamp_depths', 'conv_factory', 'CA', 'SA',
-           'make_attention', 'Composite', 'DenseUnit', 'set_dense_split', 'set_dense_buffer', 'unit_kernels', 'UHDB',
+           'make_attention', 'Composite', 'DenseUnit', 'set_dense_split', 'set_dense_buffer', 'UHDB', 'unit_kernels',
            'RDB', 'ResBlock', 'Upsampler', 'UHDNConfig', 'make_block', 'UHDN', 'fig8_presets', 'preset', 'uhdn',
            'uhdn_l']
 
@@ -112,6 +112,9 @@ class DenseUnit(nn.Module):
         self.split = split
         self.buffer = 'auto'   # training with the split: the growth channels in one buffer? (`set_dense_buffer`)
 
+    def _split_how(self):   # the split form, defined further down, replaces this; until then Eq. 16 as written
+        return None
+
     def forward(self, x):  # (B, C, H, W)
         how = self._split_how() if self.split else None
         if how is not None: return self._forward_split(how, x)   # the split unit: same numbers (below)
@@ -148,6 +151,31 @@ def set_dense_buffer(model: nn.Module, # a network with dense units
     for m in model.modules():
         if isinstance(m, DenseUnit): m.buffer = buffer
     return model
+
+# %% ../nbs/02_arch.ipynb #c022
+class UHDB(nn.Module):
+    "U-hourglass dense block (Eq. 19): M dense units, unit M-m+1 adds the input of unit m; `u_residual=False` chains them (DB)."
+    def __init__(self, channels: int, # C
+                 depths, # d_1..d_M, used as given
+                 growth: int, # g
+                 *, u_residual: bool = True, # U-style residual learning (Eq. 19); False: no skip at all (Table V)
+                 **layer_kw): # `Composite` options
+        super().__init__()
+        if u_residual and len(depths) % 2:
+            raise ValueError(f"U-style residual learning needs an even number of dense units, got M = {len(depths)}")
+        self.u_residual = u_residual
+        self.units = nn.ModuleList(DenseUnit(channels, d, growth, **layer_kw) for d in depths)
+
+    def forward(self, x):  # (B, C, H, W)
+        if not self.u_residual:
+            for unit in self.units: x = unit(x)
+            return x
+        half = len(self.units) // 2
+        skips = [x]                                          # x_0 = x, then x_1 .. x_{M/2 - 1}
+        for unit in self.units[:half]: x = unit(x); skips.append(x)
+        skips.pop()                                          # x_{M/2} feeds the next unit only
+        for unit in self.units[half:]: x = unit(x) + skips.pop()
+        return x
 
 # %% ../nbs/02_arch.ipynb #c017
 def _conv_settings(conv) -> tuple:
@@ -340,31 +368,6 @@ def unit_kernels(ws: list[torch.Tensor], # the d layers' kernels (g_i, C + sum_{
     if torch.is_grad_enabled() and any(w.requires_grad for w in ws): flat = _UnitKernels.apply(ix, c, s, s_x, dtype, *ws)
     else: flat = ix.gather(ws, c, dtype)
     return ix.split(flat, ix.out_shapes, ix.out_numels, (channels_last,) * len(ix.out_shapes))
-
-# %% ../nbs/02_arch.ipynb #c022
-class UHDB(nn.Module):
-    "U-hourglass dense block (Eq. 19): M dense units, unit M-m+1 adds the input of unit m; `u_residual=False` chains them (DB)."
-    def __init__(self, channels: int, # C
-                 depths, # d_1..d_M, used as given
-                 growth: int, # g
-                 *, u_residual: bool = True, # U-style residual learning (Eq. 19); False: no skip at all (Table V)
-                 **layer_kw): # `Composite` options
-        super().__init__()
-        if u_residual and len(depths) % 2:
-            raise ValueError(f"U-style residual learning needs an even number of dense units, got M = {len(depths)}")
-        self.u_residual = u_residual
-        self.units = nn.ModuleList(DenseUnit(channels, d, growth, **layer_kw) for d in depths)
-
-    def forward(self, x):  # (B, C, H, W)
-        if not self.u_residual:
-            for unit in self.units: x = unit(x)
-            return x
-        half = len(self.units) // 2
-        skips = [x]                                          # x_0 = x, then x_1 .. x_{M/2 - 1}
-        for unit in self.units[:half]: x = unit(x); skips.append(x)
-        skips.pop()                                          # x_{M/2} feeds the next unit only
-        for unit in self.units[half:]: x = unit(x) + skips.pop()
-        return x
 
 # %% ../nbs/02_arch.ipynb #c026
 class RDB(nn.Module):
