@@ -21,9 +21,9 @@ from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, chec
                                set_rng_state, with_normalisation)
 
 # %% auto #0
-__all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'dist_info', 'setup_distributed', 'StepBatches',
-           'step_loader', 'model_config', 'build_model', 'training_patches', 'data_record', 'file_hashes',
-           'resolve_channels_last', 'run_name', 'graph_model', 'RunBusyError', 'train']
+__all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'StepBatches', 'step_loader', 'model_config',
+           'build_model', 'training_patches', 'data_record', 'file_hashes', 'resolve_channels_last', 'run_name',
+           'graph_model', 'RunBusyError', 'train', 'dist_info', 'setup_distributed']
 
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
@@ -114,20 +114,6 @@ def profile_config(profile: str = 'paper', **overrides) -> TrainConfig:
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}: use one of {list(PROFILES)}")
     return TrainConfig(**{**PROFILES[profile], **{k: v for k, v in overrides.items()}})
 
-# %% ../nbs/22_train.ipynb #c009
-def dist_info() -> tuple[int, int, int]:
-    "(rank, world size, local rank) from the torchrun environment; (0, 1, 0) without it."
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
-
-def setup_distributed(device: str | None) -> tuple[int, int, torch.device]:
-    "Join the process group when launched by torchrun; return (rank, world, device)."
-    rank, world, local = dist_info()
-    dev = default_device(device)
-    if world > 1:
-        if dev.type == 'cuda': dev = torch.device('cuda', local); torch.cuda.set_device(dev)
-        if not dist.is_initialized(): dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
-    return rank, world, dev
-
 # %% ../nbs/22_train.ipynb #c011
 class StepBatches(torch.utils.data.Dataset):
     "Item `s` is this rank's share of the global batch of step `s`: (lr, hr) uint8 tensors (n, 3, p, p), (n, 3, ps, ps)."
@@ -204,6 +190,22 @@ def file_hashes(files, # files to hash
     if changed:
         with contextlib.suppress(OSError): atomic_write_text(cache, json.dumps(known))   # (a cache: unwritable is fine)
     return out
+
+# %% ../nbs/22_train.ipynb #ae480bcb
+def _optimizer(cfg: TrainConfig, model: nn.Module):
+    "The run's optimizer (Adam, or plain SGD) and its step schedule (the rate times lr_gamma every lr_step updates)."
+    opt = (torch.optim.Adam if cfg.optimizer == 'adam' else torch.optim.SGD)(model.parameters(), lr=cfg.lr)
+    return opt, torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
+
+def _update(net, opt, sched, loss_fn, amp, batch, device, layout) -> torch.Tensor:
+    "One training update on a batch of uint8 (LR, HR) patches; returns the loss unread (reading it waits for the GPU)."
+    lr_img, hr_img = (b.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255 for b in batch)
+    with amp: sr = net(lr_img)
+    loss = loss_fn(sr.float(), hr_img)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step(); sched.step()
+    return loss
 
 # %% ../nbs/22_train.ipynb #c016
 def resolve_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
@@ -330,11 +332,6 @@ def _move_aside(run_dir: Path):
         dest = aside / p.relative_to(run_dir); dest.parent.mkdir(parents=True, exist_ok=True); os.replace(p, dest)
     print(f"resume=False: the earlier run's files were moved to {display_path(aside)}", file=sys.stderr)
 
-def _optimizer(cfg: TrainConfig, model: nn.Module):
-    "The run's optimizer (Adam, or plain SGD) and its step schedule (the rate times lr_gamma every lr_step updates)."
-    opt = (torch.optim.Adam if cfg.optimizer == 'adam' else torch.optim.SGD)(model.parameters(), lr=cfg.lr)
-    return opt, torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
-
 def _clear_run_dir(run_dir: Path, resume: bool):
     "A fresh run starts in an empty folder (the old files moved aside); a run killed mid-write leaves a temporary file, removed."
     if not resume: _move_aside(run_dir)
@@ -394,16 +391,6 @@ def _run_files(run_dir: Path, cfg: TrainConfig, mconf: dict, world: int, device,
                     memory_format='channels_last' if layout == torch.channels_last else 'contiguous')
     atomic_write_text(run_dir / 'config.json', json.dumps(run_info, indent=1))
     return run_info, _MetricsLog(run_dir / 'metrics.csv', start)
-
-def _update(net, opt, sched, loss_fn, amp, batch, device, layout) -> torch.Tensor:
-    "One training update on a batch of uint8 (LR, HR) patches; returns the loss unread (reading it waits for the GPU)."
-    lr_img, hr_img = (b.to(device, non_blocking=True).to(torch.float32, memory_format=layout) / 255 for b in batch)
-    with amp: sr = net(lr_img)
-    loss = loss_fn(sr.float(), hr_img)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step(); sched.step()
-    return loss
 
 def _step_batches(cfg: TrainConfig, images, record: dict, rank: int, world: int, progress: bool, run_dir: Path, run_info):
     "The run's batches (rank 0 builds the image cache first); config.json gains how many images give a patch."
@@ -491,3 +478,17 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         secs = time.perf_counter() - t0
         log.info(f"stopped at step {step} after {secs:.1f} s; best PSNR {best}")
         return dict(run_dir=str(run_dir), step=step, loss=loss_v, best_psnr=best, seconds=secs, device=str(device), world=world)
+
+# %% ../nbs/22_train.ipynb #c009
+def dist_info() -> tuple[int, int, int]:
+    "(rank, world size, local rank) from the torchrun environment; (0, 1, 0) without it."
+    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
+
+def setup_distributed(device: str | None) -> tuple[int, int, torch.device]:
+    "Join the process group when launched by torchrun; return (rank, world, device)."
+    rank, world, local = dist_info()
+    dev = default_device(device)
+    if world > 1:
+        if dev.type == 'cuda': dev = torch.device('cuda', local); torch.cuda.set_device(dev)
+        if not dist.is_initialized(): dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
+    return rank, world, dev
