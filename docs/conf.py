@@ -33,17 +33,17 @@ autodoc_inherit_docstrings = False   # a torch method without its own docstring 
 
 
 def _argument_comments(app, what, name, obj, options, lines):
-    """The library documents each argument by a comment beside it in the signature (nbdev's docments): show those comments
-    as the parameters' descriptions, as `nbdev.showdoc` does."""
-    if what not in ('function', 'method', 'class'): return
-    try:
-        from fastcore.docments import docments
-        docs = docments(obj, full=False)
-    except Exception: return
-    described = '\n'.join(lines)
-    for arg, text in docs.items():
-        if text and arg != 'return' and f':param {arg}:' not in described: lines.append(f':param {arg}: {text}')
-    if docs.get('return') and ':returns:' not in described: lines.append(f":returns: {docs['return']}")
+    """The library appends each argument's comment to its docstring as an `Arguments:` block (`ikm_nb.utils.document_arguments`,
+    so that help() shows them): render that block as the parameters' descriptions."""
+    if 'Arguments:' not in lines and not any(l.startswith('Returns: ') for l in lines): return
+    k = lines.index('Arguments:') if 'Arguments:' in lines else next(i for i, l in enumerate(lines) if l.startswith('Returns: '))
+    block, fields = lines[k:], []
+    for l in block:
+        if l.startswith('    ') and ': ' in l:
+            arg, text = l.strip().split(': ', 1); fields.append(f':param {arg}: {text}')
+        elif l.startswith('Returns: '): fields.append(f":returns: {l.removeprefix('Returns: ')}")
+    del lines[k:]
+    lines.extend(fields)
 
 
 def setup(app):

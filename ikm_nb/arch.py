@@ -690,3 +690,7 @@ def uhdn(weights=None, # None: fresh weights; 'shipped': this library's trained 
 def uhdn_l(**overrides) -> UHDN:
     "U-HDN_L+IKM (Sec. IV-C1: N=8, C=128, g=24), e.g. `uhdn_l(scale=3)`."
     return preset('uhdn_l', **overrides).build()
+
+# %% ../nbs/02_arch.ipynb #ab9c6289
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -154,3 +154,7 @@ def shipped_weights(scale: int) -> Path:
     if not p.is_file():
         raise CheckpointError(f"no shipped weights for x{scale} ({p} is missing): pass --weights, or train some with `ikm train`")
     return p
+
+# %% ../nbs/20_checkpoint.ipynb #70eaf043
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -201,3 +201,7 @@ def main(argv=None):
         sys.exit(3)
 
 if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m ikm_nb.cli` (torchrun); not inside a notebook
+
+# %% ../nbs/23_cli.ipynb #4305c0f2
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -161,3 +161,7 @@ def complexity_table(rows=PAPER_COMPLEXITY, # (row, preset, overrides, source, p
                         gflops=round(macs / 1e9, 4), gflops_paper=f_paper,
                         gflops_ok=None if fp is None else abs(macs - fp[0]) <= fp[1], note=note))
     return pd.DataFrame(out)
+
+# %% ../nbs/03_complexity.ipynb #c1b0238f
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

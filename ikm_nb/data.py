@@ -612,3 +612,7 @@ def verify_manifest(manifest=None) -> int:
             if f'{d}/{f.name}' not in listed: problems.append(f"not in the manifest: {d}/{f.name}")
     if problems: raise ValueError(f"{manifest}: {len(problems)} problem(s): " + '; '.join(problems[:10]))
     return len(rows)
+
+# %% ../nbs/12_data.ipynb #44bfd084
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

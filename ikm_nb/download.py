@@ -383,3 +383,7 @@ def download_benchmark(name: str,          # 'Set5', 'Set14', 'BSD100', 'Urban10
     if mirror == 'edsr': return fetch(edsr_benchmark_source(canon), root, progress)
     if mirror != 'hf': raise ValueError(f"mirror={mirror!r}: use 'hf' or 'edsr'")
     return fetch(canon, root, progress)
+
+# %% ../nbs/13_download.ipynb #8ad4ac99
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

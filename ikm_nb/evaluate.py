@@ -299,3 +299,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     keys = [k for k in ('set', 'scale', 'convention', 'tile') if k in df]
     return df.groupby(keys, sort=False)[['psnr', 'ssim', 'seconds']].mean().reset_index().assign(
         images=df.groupby(keys, sort=False).size().values)
+
+# %% ../nbs/21_evaluate.ipynb #a7ce50a4
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -593,3 +593,7 @@ def set_ikm_impl(model: nn.Module, # a network with IKM layers
     _check_choice(impl, IKM_IMPLS, 'IKM implementation', optional=True)
     for m in ikm_layers(model): m.impl = impl
     return model
+
+# %% ../nbs/01_ikm.ipynb #67449dd2
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -153,3 +153,7 @@ def psnr_ssim(sr, # SR output (C, H, W) or (H, W), 8-bit values
     "`(psnr, ssim)` of one image, converting it once."
     y1, y2, offset = _y_pair(sr, hr, scale, convention)
     return _psnr(y1, y2), ssim_index(y1 + offset, y2 + offset)
+
+# %% ../nbs/11_metrics.ipynb #c2aa95e5
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -95,3 +95,7 @@ def paper_cells(table: pd.DataFrame, # `table1()` or `table2()`
     if scale is not None: t = t[t.scale == scale]
     if t.empty: raise KeyError(f"the paper's table has no row {method!r}{f' at x{scale}' if scale else ''}")
     return {r.set: (r.psnr, r.ssim) for r in t.itertuples()}
+
+# %% ../nbs/05_paper.ipynb #9b18762b
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -392,3 +392,7 @@ def uhdn_run_config(settings: dict, out: Path, profile: str, # as for `run_confi
                          f"(got net={net!r}): the label keeps its runs apart from the U-HDN's")
     return run_config(settings, out, uhdn_run_name(profile, scale, seed, batch, patch, steps, net or 'uhdn', t, mode),
                       arch='uhdn', **model, t=t, mode=mode, scale=scale, seed=seed, batch=batch, patch=patch, steps=steps)
+
+# %% ../nbs/24_reproduce.ipynb #f6816494
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -123,3 +123,7 @@ def imresize(img: torch.Tensor, # (..., H, W): (H, W), (C, H, W) or (B, C, H, W)
         x = (x.transpose(-1, -2) @ M.T).transpose(-1, -2) if axis == 0 else x @ M.T
         if is_uint8: x = _to_uint8_values(x)
     return x.to(img.dtype)
+
+# %% ../nbs/10_resize.ipynb #f3965a39
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -89,3 +89,7 @@ def verdicts(summary: pd.DataFrame, # one row per comparison with columns n, mea
     s['verdict'] = [ONE if n < 2 else (GAIN if m > 0 else LOSS) if ph < alpha else NONE
                     for n, m, ph in zip(s['n'], s['mean'], s['p_holm'])]
     return s
+
+# %% ../nbs/14_stats.ipynb #5aa6da32
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -184,3 +184,7 @@ def run_study(configs: list, # `study_plan`'s output
             done.append(name)
             print(f"{time.strftime('%H:%M:%S')} {name}: {secs / 60:.1f} min", flush=True)
     return done
+
+# %% ../nbs/25_study.ipynb #e60c204c
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -492,3 +492,7 @@ def setup_distributed(device: str | None) -> tuple[int, int, torch.device]:
         if dev.type == 'cuda': dev = torch.device('cuda', local); torch.cuda.set_device(dev)
         if not dist.is_initialized(): dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     return rank, world, dev
+
+# %% ../nbs/22_train.ipynb #bed42bb4
+from .utils import document_arguments
+document_arguments(globals())   # help() shows each argument's comment (`00_utils`)

@@ -10,7 +10,7 @@ import torch
 
 # %% auto #0
 __all__ = ['repo_root', 'display_path', 'shared_data_dir', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_torch_save', 'default_device']
+           'atomic_torch_save', 'default_device', 'argument_comments', 'document_arguments']
 
 # %% ../nbs/00_utils.ipynb #c005
 def repo_root() -> Path:
@@ -97,3 +97,59 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
             raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return dev
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+# %% ../nbs/00_utils.ipynb #c014
+import ast, io, inspect, tokenize
+
+def argument_comments(source: str, # a module's source
+                     ) -> dict[str, dict[str, str]]: # {function or class name: {argument: comment, 'return': comment}}
+    """The comments beside the arguments (and the return annotation) of each top-level function and class `__init__` in
+    `source`; a comment continued on the comment-only lines below it is joined to it. Arguments without a comment are left out."""
+    comments, code_lines = {}, set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT: comments[tok.start[0]] = tok.string.lstrip('#').strip()
+        elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING): code_lines.add(tok.start[0])
+    def comment_at(line, stop):   # the comment on `line`, with the comment-only lines that follow it (before `stop`)
+        if line not in comments: return ''
+        text, nxt = [comments[line]], line + 1
+        while nxt < stop and nxt in comments and nxt not in code_lines: text.append(comments[nxt]); nxt += 1
+        return ' '.join(text)
+    def of(fn):
+        a = fn.args
+        pos = [*a.posonlyargs, *a.args]
+        defaults = dict(zip([x.arg for x in pos[len(pos) - len(a.defaults):]], a.defaults))
+        defaults.update({x.arg: d for x, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None})
+        args = [x for x in [*pos, *([a.vararg] if a.vararg else []), *a.kwonlyargs, *([a.kwarg] if a.kwarg else [])]
+                if x.arg not in ('self', 'cls')]
+        ends = [max(x.end_lineno, getattr(x.annotation, 'end_lineno', 0) or 0, getattr(defaults.get(x.arg), 'end_lineno', 0) or 0)
+                for x in args]
+        body = fn.body[0].lineno
+        out = {}
+        for i, (x, end) in enumerate(zip(args, ends)):
+            nxt = ends[i + 1] if i + 1 < len(ends) else (fn.returns.lineno if fn.returns is not None else body)
+            if ends.count(end) == 1 and (c := comment_at(end, nxt)): out[x.arg] = c   # (one argument per line only)
+        if fn.returns is not None and fn.returns.end_lineno < body and (c := comment_at(fn.returns.end_lineno, body)): out['return'] = c
+        return out
+    found = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)): found[node.name] = of(node)
+        elif isinstance(node, ast.ClassDef):
+            init = next((s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == '__init__'), None)
+            if init is not None: found[node.name] = of(init)
+    return {k: v for k, v in found.items() if v}
+
+def document_arguments(namespace: dict, # a module's globals(): its `__all__` and `__file__` are used
+                      ) -> None:
+    """Append an `Arguments:` block (one line per commented argument, then `Returns:`) to the docstring of each public
+    function and class of the module (`namespace['__all__']`), from the comments in its signature (`argument_comments`). Does
+    nothing where the source cannot be read (e.g. a frozen build)."""
+    try: source = Path(namespace['__file__']).read_text()
+    except (KeyError, OSError): return
+    docs = argument_comments(source)
+    for name in namespace.get('__all__', ()):
+        obj, d = namespace.get(name), docs.get(name)
+        if not d or not (inspect.isfunction(obj) or inspect.isclass(obj)) or 'Arguments:' in (obj.__doc__ or ''): continue
+        lines = [f"    {k}: {v}" for k, v in d.items() if k != 'return']
+        block = ('\n\nArguments:\n' + '\n'.join(lines) if lines else '') + (f"\n\nReturns: {d['return']}" if 'return' in d else '')
+        try: obj.__doc__ = (inspect.cleandoc(obj.__doc__) if obj.__doc__ else '') + block
+        except (AttributeError, TypeError): pass

@@ -87,3 +87,23 @@ def test_export_with_dynamic_batch_height_and_width_equals_eager(which):
         for shape in [(2, 3, 16, 20), (1, 3, 9, 13), (3, 3, 30, 17)]:
             x = torch.rand(shape)
             torch.testing.assert_close(program.module()(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_help_shows_each_arguments_comment():
+    "The comment beside each argument in the notebooks reaches help(): an `Arguments:` block in the docstring."
+    import importlib, inspect, pydoc
+    from ikm_nb.utils import argument_comments
+    from ikm_nb.ikm import ikm_convert
+    text = pydoc.render_doc(ikm_convert, renderer=pydoc.plaintext)
+    assert 'preserve: divide each kernel by the attention of a uniform map' in text and 'return_report:' in text
+    n = 0
+    for m in ('ikm', 'arch', 'stats', 'evaluate', 'train', 'checkpoint', 'data', 'study', 'reproduce', 'metrics'):
+        mod = importlib.import_module(f'ikm_nb.{m}')
+        docs = argument_comments(Path(mod.__file__).read_text())
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if name in docs and (inspect.isfunction(obj) or inspect.isclass(obj)):
+                first = next(k for k in docs[name] if k != 'return')  if any(k != 'return' for k in docs[name]) else None
+                assert first is None or f"    {first}: " in obj.__doc__, f"ikm_nb.{m}.{name}"
+                n += 1
+    assert n >= 60
