@@ -1,4 +1,4 @@
-"""Pilot of the IKM study (`nbs/claim_ikm.ipynb`): seconds per training update of Table III's U-HDB and RB (one block) at the
+"""Pilot of the IKM study (`nbs/table3_ikm_study.ipynb`): seconds per training update of Table III's U-HDB and RB (one block) at the
 widths the study may use, vanilla and +IKM, fp32 and bf16 autocast, one CPU thread, batch 16 of 48x48 LR patches (x2).
 
     .venv/bin/python benchmarks/pilot_speed.py [--backbones uhdb rb] [--channels 16 32] [--updates 6]
