@@ -359,7 +359,7 @@ class _IKMConvNd:
 
     @property
     def active_impl(self) -> str:
-        "The implementation the layer runs: its own `impl`, else the module default `ikm_options.impl` ('reference' under `torch.export`)."
+        "The implementation the layer runs: its own `impl`, else `ikm_options.impl` ('reference' under `torch.export`)."
         return 'reference' if _exporting() else self._impl or ikm_options.impl
     @property
     def takes_attention(self) -> bool:

@@ -108,7 +108,8 @@ def argument_comments(source: str, # a module's source
     comments, code_lines = {}, set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT: comments[tok.start[0]] = tok.string.lstrip('#').strip()
-        elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING): code_lines.add(tok.start[0])
+        elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING):
+            code_lines.add(tok.start[0])
     def comment_at(line, stop):   # the comment on `line`, with the comment-only lines that follow it (before `stop`)
         if line not in comments: return ''
         text, nxt = [comments[line]], line + 1
@@ -128,7 +129,8 @@ def argument_comments(source: str, # a module's source
         for i, (x, end) in enumerate(zip(args, ends)):
             nxt = ends[i + 1] if i + 1 < len(ends) else (fn.returns.lineno if fn.returns is not None else body)
             if ends.count(end) == 1 and (c := comment_at(end, nxt)): out[x.arg] = c   # (one argument per line only)
-        if fn.returns is not None and fn.returns.end_lineno < body and (c := comment_at(fn.returns.end_lineno, body)): out['return'] = c
+        if fn.returns is not None and fn.returns.end_lineno < body and (c := comment_at(fn.returns.end_lineno, body)):
+            out['return'] = c
         return out
     found = {}
     for node in ast.parse(source).body:
@@ -150,6 +152,7 @@ def document_arguments(namespace: dict, # a module's globals(): its `__all__` an
         obj, d = namespace.get(name), docs.get(name)
         if not d or not (inspect.isfunction(obj) or inspect.isclass(obj)) or 'Arguments:' in (obj.__doc__ or ''): continue
         lines = [f"    {k}: {v}" for k, v in d.items() if k != 'return']
-        block = ('\n\nArguments:\n' + '\n'.join(lines) if lines else '') + (f"\n\nReturns: {d['return']}" if 'return' in d else '')
+        block = ('\n\nArguments:\n' + '\n'.join(lines) if lines else '')
+        block += f"\n\nReturns: {d['return']}" if 'return' in d else ''
         try: obj.__doc__ = (inspect.cleandoc(obj.__doc__) if obj.__doc__ else '') + block
         except (AttributeError, TypeError): pass
