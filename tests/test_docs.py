@@ -22,12 +22,22 @@ def notebook_names():
 
 
 def test_every_notebook_is_a_page_with_outputs(site):
+    "Each notebook's page shows every output its executed notebook has (the method notebooks executed by the build)."
+    import json
+    shown = method = 0
     for name in notebook_names():
         page = site / 'nbs' / f'{name}.html'
         assert page.exists(), f"no page for nbs/{name}.ipynb"
         html = page.read_text()
-        assert html.count('class="cell_output') >= 1, f"nbs/{name}: a notebook page without outputs"
+        staged = json.loads((site.parent / 'src' / 'nbs' / f'{name}.ipynb').read_text())
+        visible = lambda o: not (o['output_type'] == 'stream' and o.get('name') == 'stderr') and (
+            o['output_type'] == 'stream' or {'text/plain', 'text/markdown', 'text/html', 'image/png'} & set(o.get('data', {})))
+        with_output = sum(1 for c in staged['cells'] if c['cell_type'] == 'code' and any(visible(o) for o in c.get('outputs', [])))
+        assert html.count('class="cell_output') >= with_output, f"nbs/{name}: {with_output} cells with outputs, not all shown"
+        if name.startswith(('01', '02', '03', 'fig', 'table')): assert with_output >= 1, f"nbs/{name}: a page without outputs"
+        shown += with_output; method += with_output if name[0].isdigit() else 0
         assert '#| export' not in html and '#| hide' not in html, f"nbs/{name}: nbdev directives shown to the reader"
+    assert shown >= 100 and method >= 10, (shown, method)   # (unexecuted, the method notebooks would show none)
     for page in ('index.html', 'api.html', 'docs/authors_code.html', 'docs/benchmarks.html'):
         assert (site / page).exists(), page
 
