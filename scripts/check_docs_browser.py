@@ -32,7 +32,7 @@ def visible_text(html: str) -> str:
     html = re.sub(r'(?is)<(script|style|pre|code|mjx-container|mjx-assistive-mml|textarea)\b.*?</\1>', ' ', html)
     return re.sub(r'(?s)<[^>]+>', ' ', html)
 
-def check(browser: str, site: Path, page: str, out: Path) -> list[str]:
+def check(browser: str, site: Path, page: str, out: Path, height: int = 1800) -> list[str]:
     url = (site / page).resolve().as_uri()
     if not (site / page).exists(): return [f"{page}: missing"]
     dom = run(browser, url, '--dump-dom')
@@ -43,7 +43,7 @@ def check(browser: str, site: Path, page: str, out: Path) -> list[str]:
     left = TEX_LEFT.findall(visible_text(dom.stdout))
     if left: problems.append(f"{page}: {len(left)} TeX fragments left unrendered, e.g. {left[:3]}")
     shot = out / (page.replace('/', '_').removesuffix('.html') + '.png')
-    run(browser, url, f'--screenshot={shot}', '--window-size=1400,1800')
+    run(browser, url, f'--screenshot={shot}', f'--window-size=1400,{height}')
     if not shot.exists(): problems.append(f"{page}: no screenshot")
     print(f"{page}: {math} formulas typeset, {len(console)} console errors, screenshot {shot.name}"
           + (f", PROBLEMS: {problems}" if problems else ''), flush=True)
@@ -54,13 +54,14 @@ def main(argv=None):
     ap.add_argument('pages', nargs='*', default=PAGES, help=f'pages relative to the site (default: {" ".join(PAGES)})')
     ap.add_argument('--site', default=str(ROOT / '_docs' / 'html'), help='the built site (default: _docs/html)')
     ap.add_argument('--out', default=None, help='where the screenshots go (default: <site>/../screenshots)')
+    ap.add_argument('--height', type=int, default=1800, help='screenshot height in pixels (default 1800; width 1400)')
     a = ap.parse_args(argv)
     site = Path(a.site)
     if not (site / 'index.html').exists(): raise SystemExit(f"no site in {site}: run `make docs` first")
     out = Path(a.out) if a.out else site.parent / 'screenshots'
     out.mkdir(parents=True, exist_ok=True)
     browser = chromium()
-    problems = [p for page in a.pages for p in check(browser, site, page, out)]
+    problems = [p for page in a.pages for p in check(browser, site, page, out, a.height)]
     print(f"{len(a.pages)} pages, {len(problems)} problems" + ''.join(f"\n  {p}" for p in problems))
     sys.exit(1 if problems else 0)
 
