@@ -93,10 +93,10 @@ def rewrite_links(text: str, page: Path, src: Path, copy: set) -> str:
         return m.group(0)
     return LINK.sub(fix, text)
 
-def stage(src: Path, jobs: int, run: bool = True) -> list[str]:
-    "Write the pages into `src` (`run=False`: the method notebooks without outputs); return the warnings to report."
+def stage(src: Path, jobs: int, run: bool = True) -> None:
+    "Write the pages into `src` (`run=False`: the method notebooks without outputs)."
     import nbformat
-    copy, notes = set(), []
+    copy = set()
     (src / 'nbs').mkdir(parents=True)
     methods = method_notebooks()
     print(f"executing {len(methods)} method and engine notebooks, {jobs} at a time", flush=True)
@@ -141,7 +141,6 @@ def stage(src: Path, jobs: int, run: bool = True) -> list[str]:
     for rel in sorted(copy):
         (src / rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT / rel, src / rel)
     shutil.copy2(ROOT / 'docs' / 'conf.py', src / 'conf.py')
-    return notes
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
