@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from .utils import atomic_path, default_device
 from .data import benchmark_pairs, find_benchmark, save_image, to_rgb, check_scale
 from .metrics import psnr_ssim, to_uint8
-from .ikm import whole_image_pooling, _bins, _bin_means
+from .ikm import whole_image_pooling
+from .fast import _bins, _bin_means
 
 # %% auto #0
 __all__ = ['MIN_TILE', 'check_tiling', 'inference_bytes', 'available_bytes', 'check_memory', 'auto_tile', 'upscale',

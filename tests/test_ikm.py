@@ -348,7 +348,7 @@ def test_batch_of_one_is_a_plain_convolution_with_modulated_weight():
             assert rel_err(conv(x), F.conv2d(x, conv.modulated_weight(x)[0], conv.bias, 1, 1)) < 1e-14
 
 def test_auto_batch_conv_policy():
-    from ikm_nb.ikm import _batch_conv_choice
+    from ikm_nb.fast import _batch_conv_choice
     x = torch.randn(4, 3, 8, 8)
     n = torch.get_num_threads()
     try:
