@@ -72,7 +72,11 @@ def _grouped_conv(x, w_hat, stride, padding, dilation, groups):
 
 def ikm_conv(x: torch.Tensor, # input, (B, c_in, *spatial); already padded if the padding is not plain zeros
              w_hat: torch.Tensor, # image-specific kernels, (B, c_out, c_in / groups, *k)
-             bias: torch.Tensor | None, stride, padding, dilation, groups: int = 1,
+             bias: torch.Tensor | None, # (c_out,), added to every image's output; None: no bias
+             stride, # as `F.conv1d` / `F.conv2d`: an int or one per spatial axis
+             padding, # the same: numbers only (pad `x` first for any other padding)
+             dilation, # the same
+             groups: int = 1, # the convolution's groups (c_in / groups input channels per kernel)
             ) -> torch.Tensor: # (B, c_out, *spatial_out)
     "Eq. 13: convolve each image with its own kernels (plain autograd)."
     y = _grouped_conv(x, w_hat, stride, padding, dilation, groups)
