@@ -80,7 +80,10 @@ def make_attention(kind: str, # 'none' | 'ca' | 'sa'
 # %% ../nbs/02_arch.ipynb #c014
 class Composite(nn.Module):
     "f_Composite of Eq. 16: a kxk conv (IKM-able), ReLU (optional), attention (optional); the spatial size is kept."
-    def __init__(self, c_in: int, c_out: int, *,
+    def __init__(self,
+                 c_in: int, # input channels
+                 c_out: int, # output channels
+                 *,
                  kernel_size: int = 3, # K
                  dilation: int = 1, # D
                  bias: bool = False, # the dense units' convs have none
@@ -687,7 +690,8 @@ def uhdn(weights=None, # None: fresh weights; 'shipped': this library's trained 
         f"{k}={have!r} (asked: {want!r})" for k, (have, want) in differ.items()) + ": leave those settings out")
     return model
 
-def uhdn_l(**overrides) -> UHDN:
+def uhdn_l(**overrides, # UHDNConfig fields to change, e.g. scale=3
+          ) -> UHDN:
     "U-HDN_L+IKM (Sec. IV-C1: N=8, C=128, g=24), e.g. `uhdn_l(scale=3)`."
     return preset('uhdn_l', **overrides).build()
 

@@ -38,22 +38,32 @@ def rng_state() -> dict:
     if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
     return st
 
-def set_rng_state(st: dict):
+def set_rng_state(st: dict, # what `rng_state` returned (a checkpoint's 'rng')
+                 ):
     "Restore the states saved by `rng_state`."
     v, internal, gauss = st['python']
     random.setstate((v, tuple(internal), gauss))
     torch.set_rng_state(st['torch'])
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
-def save_checkpoint(path, model, optimizer=None, scheduler=None, step: int = 0, train_config=None,
-                    best_psnr: float | None = None, **extra):
+def save_checkpoint(path, # the file to write
+                    model, # an ikm_nb model (or one wrapped by DDP): its weights and its `cfg`
+                    optimizer=None, # its state is saved when given (else None)
+                    scheduler=None, # its state is saved when given (else None)
+                    step: int = 0, # updates done
+                    train_config=None, # the run's `TrainConfig`, saved as a dict (None: none)
+                    best_psnr: float | None = None, # the best validation PSNR so far
+                    **extra, # further entries of the checkpoint, e.g. data=... (the training set's record)
+                   ):
     "Write a checkpoint atomically to `path`."
     state = dict(format=CKPT_FORMAT, model=_unwrap(model).state_dict(), model_config=model_config_dict(model), step=step,
                  optimizer=optimizer.state_dict() if optimizer else None, scheduler=scheduler.state_dict() if scheduler else None,
                  train_config=train_config.to_dict() if train_config else None, rng=rng_state(), best_psnr=best_psnr, **extra)
     atomic_torch_save(state, path)
 
-def load_checkpoint(path, map_location='cpu') -> dict:
+def load_checkpoint(path, # a checkpoint or weights file (.pt)
+                    map_location='cpu', # where its tensors are loaded (`torch.load`'s map_location)
+                   ) -> dict:
     "Read a checkpoint or weights file safely (`weights_only=True`), with clear errors."
     path = Path(path)
     if path.is_dir():
@@ -76,7 +86,10 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     return state
 
 # %% ../nbs/20_checkpoint.ipynb #7a2cf31d
-def check_compatible(state: dict, model_config: dict, path='checkpoint'):
+def check_compatible(state: dict, # a checkpoint (`load_checkpoint`)
+                     model_config: dict, # the model's `model_config_dict`: each key but mode, t, iso_reduction must match
+                     path='checkpoint', # how the error names the checkpoint
+                    ):
     "Refuse a checkpoint of another architecture or scale, naming the difference."
     got = state['model_config']
     diffs = {k: (got.get(k), v) for k, v in model_config.items() if k not in ('mode', 't', 'iso_reduction') and got.get(k) != v}
@@ -85,7 +98,10 @@ def check_compatible(state: dict, model_config: dict, path='checkpoint'):
         raise CheckpointError(f"{path} was made for another model ({what}); use a checkpoint of this architecture and scale, "
                               "or build the model from the checkpoint (`model_from_checkpoint`)")
 
-def save_weights(path, model, **meta):
+def save_weights(path, # the file to write
+                 model, # an ikm_nb model (or one wrapped by DDP): its weights and its `cfg`
+                 **meta, # further entries of the file, e.g. budget=... (how the weights were trained)
+                ):
     "Write the model's weights and architecture (no optimizer state) atomically, e.g. for shipping."
     atomic_torch_save(dict(format=CKPT_FORMAT, model=_unwrap(model).state_dict(), model_config=model_config_dict(model),
                            **meta), path)
@@ -117,7 +133,7 @@ def with_normalisation(state_dict: dict, model: nn.Module) -> dict:
     return {**state_dict, **extra} if extra else state_dict
 
 def model_from_checkpoint(path_or_state, # a checkpoint / weights file, or the dict `load_checkpoint` returned
-                          map_location='cpu',
+                          map_location='cpu', # where the tensors are loaded (a file only)
                           scale: int | None = None, # if given, refuse weights made for another scale
                          ) -> nn.Module:
     "Rebuild the model a checkpoint was made from and load its weights (eval mode)."

@@ -37,7 +37,11 @@ def _writable_dir(d: Path, what: str):
     if not d.is_dir() or not os.access(d, os.W_OK | os.X_OK):
         raise PermissionError(f"{what}: {d} cannot be written by this user: choose another place")
 
-def check_output_file(path, force: bool, what: str, suffixes=None):
+def check_output_file(path, # the output file
+                      force: bool, # an existing file may be replaced (--force)
+                      what: str, # how the error names it, e.g. '--out'
+                      suffixes=None, # the allowed suffixes, lower case, e.g. ('.png', '.jpg'); None: any
+                     ):
     """Refuse, before any work, an output file that cannot be written: a folder, an existing file without `force`, a missing
     or unwritable folder, or (with `suffixes`) another file type."""
     out = Path(path)
@@ -53,6 +57,9 @@ def _load_model(weights, scale, device):
     return model_from_checkpoint(path, scale=scale).to(device), path
 
 def cmd_train(a):
+    """`ikm train`. `a`: the parsed command line (`parser`): the TrainConfig flags it sets override the settings of
+    `a.profile` (`profile_config`); the run resumes unless `a.no_resume`, stops after `a.max_seconds` if given, prints its
+    summary as JSON, and with `a.save_weights` writes its best (else latest) weights there."""
     from ikm_nb.train import TrainConfig, profile_config, train
     from ikm_nb.checkpoint import save_weights, load_checkpoint, model_from_checkpoint
     over = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
@@ -74,6 +81,9 @@ def cmd_train(a):
 
 # %% ../nbs/23_cli.ipynb #7273045a
 def cmd_eval(a):
+    """`ikm eval`. `a`: the parsed command line (`parser`): `a.weights` (default: the shipped weights for `a.scale`) is
+    evaluated on `a.sets` and the per-set means printed (with `a.tile`, beside the whole image's PSNR); `a.out` receives the
+    per-image CSV, `a.save_images` the SR images."""
     from ikm_nb.evaluate import evaluate, summarize, check_tiling
     from ikm_nb.utils import default_device
     check_tiling(a.tile, a.overlap)
@@ -100,6 +110,8 @@ def _check_image_dir(d: Path, sets, scale: int, force: bool):
                                     "to replace them, or choose another folder")
 
 def cmd_upscale(a):
+    """`ikm upscale`. `a`: the parsed command line (`parser`): the image `a.input` upscaled x`a.scale` with `a.weights`
+    (default: the shipped weights) is written to `a.output`."""
     from ikm_nb.data import load_image, save_image
     from ikm_nb.evaluate import upscale
     from ikm_nb.utils import default_device
@@ -114,6 +126,8 @@ def cmd_upscale(a):
     print(f"{a.input} ({img.shape[2]}x{img.shape[1]}) -> {out} ({sr.shape[2]}x{sr.shape[1]}), x{a.scale} with {path}")
 
 def cmd_complexity(a):
+    """`ikm complexity`. `a`: the parsed command line (`parser`): the parameters and Multi-Adds of preset `a.preset` (at
+    `a.scale` if given), else `complexity_table` (ours beside the paper's)."""
     from ikm_nb.complexity import complexity_table, count_params, count_macs
     from ikm_nb.arch import preset
     if a.preset:
@@ -126,6 +140,8 @@ def cmd_complexity(a):
             print(complexity_table().to_string(index=False))
 
 def cmd_reproduce(a):
+    """`ikm reproduce`. `a`: the parsed command line (`parser`): the experiment notebooks of `a.profile` (those `a.only`
+    names) are run, `a.jobs` at once (`reproduce`); the exit status is 1 if one failed."""
     from ikm_nb.reproduce import reproduce
     df = reproduce(a.profile, a.only, jobs=a.jobs)
     if (df.status != 'ok').any(): sys.exit(1)
@@ -181,7 +197,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/23_cli.ipynb #c006
-def main(argv=None):
+def main(argv=None, # the command line's arguments, e.g. ['eval', '--scale', '4']; None: sys.argv[1:]
+        ):
     "Entry point of the `ikm` console script."
     from ikm_nb.checkpoint import CheckpointError
     from ikm_nb.data import ImageReadError, DataNotFoundError

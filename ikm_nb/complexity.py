@@ -27,7 +27,8 @@ def count_params(model: nn.Module, # any network
 
 # %% ../nbs/03_complexity.ipynb #c008
 def conv_macs(m: nn.modules.conv._ConvNd, # a convolution (IKMConv2d included)
-              inp: torch.Tensor, out: torch.Tensor, # its input and output, batch 1
+              inp: torch.Tensor, # its input, batch 1
+              out: torch.Tensor, # its output, batch 1
               count_bias: bool = True, # one operation per output value for the bias
              ) -> int:
     "Multi-Adds of one call of convolution `m`: per output value c_in/groups * prod(k) (+1 for a bias)."

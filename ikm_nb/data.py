@@ -77,7 +77,9 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
                                  "(decompression-bomb guard); if the image is genuine, pass a larger `max_pixels`")
     return im
 
-def image_size(path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+def image_size(path, # an image file
+               max_pixels: int = MAX_PIXELS, # a larger image (by its header) is refused: `ImageTooLargeError`
+              ) -> tuple[int, int]:
     "(height, width) of the image at `path`, read from its header only (no decoding)."
     with _open(Path(path), max_pixels) as im: return im.height, im.width
 
@@ -174,7 +176,8 @@ def save_image(img: torch.Tensor,  # uint8 (C, H, W) with C = 1 or 3, or (H, W)
     finally: os.unlink(tmp)
     return path
 
-def to_rgb(img: torch.Tensor) -> torch.Tensor:
+def to_rgb(img: torch.Tensor, # (..., C, H, W), C = 1 or 3
+          ) -> torch.Tensor:
     "Replicate a one-channel image (..., 1, H, W) to three channels; a three-channel image is returned as is."
     if img.ndim < 3: raise ValueError(f"to_rgb wants (..., C, H, W), got shape {tuple(img.shape)}")
     c = img.shape[-3]
@@ -228,7 +231,9 @@ def list_images(folder) -> list[Path]:
                                 "or download the set (ikm_nb.download)")
     return files
 
-def folder_set(folder, name: str | None = None) -> ImageSet:
+def folder_set(folder, # a folder of images (not searched recursively: `list_images`)
+               name: str | None = None, # the set's name; None: the folder's name
+              ) -> ImageSet:
     "The images of one folder as an `ImageSet` named after it."
     folder = Path(folder)
     return ImageSet(name or folder.name, tuple(list_images(folder)), (folder,))
@@ -394,7 +399,10 @@ def read_cached(path, i: int, group: str = 'hr') -> torch.Tensor:
     with h5py.File(path, 'r') as h: return torch.from_numpy(h[group][f'{i:06d}'][()]).permute(2, 0, 1).contiguous()
 
 # %% ../nbs/12_data.ipynb #c022
-def dihedral(img: torch.Tensor, flip: bool, rot: int) -> torch.Tensor:
+def dihedral(img: torch.Tensor, # (..., H, W)
+             flip: bool, # flip left-right first
+             rot: int, # quarter turns counter-clockwise (any integer, taken modulo 4)
+            ) -> torch.Tensor:
     "Flip (..., H, W) horizontally if `flip`, then rotate it by `rot` x 90 degrees counter-clockwise."
     if flip: img = img.flip(-1)
     return torch.rot90(img, rot, dims=(-2, -1)) if rot % 4 else img
@@ -538,7 +546,9 @@ class PatchSampler(Sampler):
         seeds = rng.integers(0, 2**63 - 1, size=self.n_samples, dtype=np.int64)
         return iter(zip(order.tolist(), seeds.tolist()))
 
-def collate_patches(batch, normalize: bool = True):
+def collate_patches(batch, # a list of (lr, hr) uint8 pairs, (3, p, p) and (3, ps, ps), e.g. `SRPatches` items
+                    normalize: bool = True, # DF2K-normalise LR and HR; False: [0, 1]
+                   ):
     "Stack (lr, hr) uint8 pairs into float batches in [0, 1], DF2K-normalised when `normalize`."
     lr = torch.stack([b[0] for b in batch]).float().div_(255)
     hr = torch.stack([b[1] for b in batch]).float().div_(255)
@@ -592,7 +602,8 @@ def benchmark_pairs(name: str,   # a benchmark set name or a folder (see `find_b
         yield f.stem, imresize(hr, 1 / s), hr
 
 # %% ../nbs/12_data.ipynb #c034
-def verify_manifest(manifest=None) -> int:
+def verify_manifest(manifest=None, # the manifest file, its paths relative to its folder (default: data/MANIFEST.tsv)
+                   ) -> int:
     """Check every file listed in `data/MANIFEST.tsv` (size, sha256) and that no unlisted image lies beside them; returns the
     count."""
     manifest = Path(manifest or data_dir()/'MANIFEST.tsv')

@@ -62,7 +62,8 @@ SOURCES = {
                        'HuggingFace mirror (goodfellowliu), layout not verified; academic use only (manga109.org)'),
 }
 
-def edsr_benchmark_source(name: str) -> Source:
+def edsr_benchmark_source(name: str, # 'Set5', 'Set14', 'BSD100' or 'Urban100'
+                         ) -> Source:
     "The `Source` of one benchmark set inside the EDSR authors' `benchmark.tar` (Set5, Set14, BSD100, Urban100)."
     if name not in _EDSR_NAMES: raise ValueError(f"benchmark.tar holds {', '.join(_EDSR_NAMES)}, not {name!r}")
     return Source(name, _EDSR_BENCH, 'benchmark.tar', f'benchmarks/{name}', None, None,
@@ -72,7 +73,9 @@ def edsr_benchmark_source(name: str) -> Source:
 # %% ../nbs/13_download.ipynb #c008
 SUMS_FILE = 'SHA256SUMS'   # beside the downloads: sha256 recorded at first download, for sources with none published
 
-def sha256_file(path, chunk: int = 1 << 20) -> str:
+def sha256_file(path, # the file
+                chunk: int = 1 << 20, # bytes read at a time
+               ) -> str:
     "The sha256 of a file, hex."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -359,23 +362,30 @@ def fetch(source,                    # a name in `SOURCES` or a `Source`
     if not keep_archive: archive.unlink()
     return dest
 
-def download_div2k(root=None, progress: bool = True, valid: bool = False) -> Path:
+def download_div2k(root=None, # the data folder (default: the repository's data/)
+                   progress: bool = True, # progress bars
+                   valid: bool = False, # also the 100 validation images, into data/benchmarks/DIV2K_valid/
+                  ) -> Path:
     "DIV2K's 800 training HR images into data/DIV2K_train_HR/ (with `valid`: also the 100 validation images)."
     if valid: fetch('DIV2K_valid', root, progress)
     return fetch('DIV2K', root, progress)
 
-def download_flickr2k(root=None, progress: bool = True) -> Path:
+def download_flickr2k(root=None, # the data folder (default: the repository's data/)
+                      progress: bool = True, # progress bars
+                     ) -> Path:
     "Flickr2K's 2650 HR images into data/Flickr2K_HR/ (only the HR folder of the 20 GB archive is unpacked)."
     return fetch('Flickr2K', root, progress)
 
-def download_df2k(root=None, progress: bool = True) -> list[Path]:
+def download_df2k(root=None, # the data folder (default: the repository's data/)
+                  progress: bool = True, # progress bars
+                 ) -> list[Path]:
     "DF2K, the paper's training set: DIV2K (800) + Flickr2K (2650)."
     return [download_div2k(root, progress), download_flickr2k(root, progress)]
 
 def download_benchmark(name: str,          # 'Set5', 'Set14', 'BSD100', 'Urban100', 'Manga109' (or 'DIV2K_valid')
                        root=None,          # the data folder (default: the repository's data/)
                        mirror: str = 'hf', # 'hf': HuggingFace mirrors; 'edsr': the EDSR authors' benchmark.tar
-                       progress: bool = True,
+                       progress: bool = True, # progress bars
                       ) -> Path:
     "A benchmark set's HR images into data/benchmarks/<name>/."
     canon = {**{b.lower(): b for b in (*BENCHMARKS, 'DIV2K_valid')}, 'b100': 'BSD100'}.get(str(name).lower())

@@ -53,7 +53,10 @@ def _sr_tiled(model, lr, scale: int, tile: int, overlap: int, before_tile=None, 
         if bar is not None: bar.update()
     return out
 
-def inference_bytes(model: nn.Module, h: int, w: int) -> int | None:
+def inference_bytes(model: nn.Module, # a model of this library (its `cfg` is read); any other gives None
+                    h: int, # the LR image's (or tile's window's) height
+                    w: int, # the LR image's (or tile's window's) width
+                   ) -> int | None:
     """About how many bytes of activations upscaling an h x w LR image takes (no autograd), for the models of this library
     (None for others): two copies of a dense unit's widest concatenation (C + d_max g channels) at LR size, and about 2.5 C
     channels at HR size in the upsampler, in float32, with half as much again to spare. The measured peak of the shipped
@@ -78,7 +81,12 @@ def available_bytes(device: torch.device) -> int | None:
     return None
 
 # %% ../nbs/21_evaluate.ipynb #9d3356a8
-def check_memory(model: nn.Module, h: int, w: int, tile: int | None, overlap: int):
+def check_memory(model: nn.Module, # the SR model (`inference_bytes`), on the device whose free memory counts
+                 h: int, # the LR image's height
+                 w: int, # the LR image's width
+                 tile: int | None, # tile side in LR pixels; None: the whole image at once
+                 overlap: int, # LR pixels of context around each tile
+                ):
     "Refuse, before any work, an upscale whose activations would not fit in the memory free on the model's device."
     th, tw = (h, w) if tile is None else (min(h, tile + 2 * overlap), min(w, tile + 2 * overlap))
     need, dev = inference_bytes(model, th, tw), next(model.parameters()).device
@@ -163,7 +171,10 @@ class TiledPooling:
     """The whole image's poolings (CAG's bin means, CA's mean), computed tile by tile (see `whole_image_pooling`): those
     already known are replayed in the order the model calls them; the next one adds the tile interior's bin sums, then stops
     the forward."""
-    def __init__(self, h: int, w: int): # the whole LR image's size
+    def __init__(self,
+                 h: int, # the whole LR image's height
+                 w: int, # the whole LR image's width
+                ):
         self.h, self.w, self.known, self.sums, self.k, self.calls, self.window = h, w, [], None, None, 0, None
 
     def start(self, inner, window):
@@ -260,7 +271,7 @@ def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
              overlap: int = 16, # context around tiles
              save_dir=None, # write the SR images as PNG to save_dir/<set>/x<scale>/<name>.png
              csv=None, # write the per-image table to this CSV file (atomically)
-             progress: bool = True,
+             progress: bool = True, # a progress bar per set
              exact: bool = False, # exact tiles (see `upscale`): the whole image's output
             ) -> pd.DataFrame: # one row per image: set, image, scale, psnr, ssim, seconds, height, width
     "Per-image PSNR / SSIM / time of `model` on benchmark sets."
@@ -290,12 +301,18 @@ def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
         with atomic_path(csv) as tmp: df.to_csv(tmp, index=False)
     return df
 
-def evaluate_set(model, name: str, scale: int | None = None, convention: str = 'matlab', progress: bool = False) -> pd.DataFrame:
+def evaluate_set(model, # SR model, RGB [0, 1] in and out
+                 name: str, # a benchmark name or a folder
+                 scale: int | None = None, # default: the model's
+                 convention: str = 'matlab', # metrics convention: 'matlab' or 'paper'
+                 progress: bool = False, # a progress bar
+                ) -> pd.DataFrame: # one row per image (see `evaluate`)
     "`evaluate` on one set (used for validation during training)."
     return evaluate(model, [name], scale, convention, progress=progress)
 
 # %% ../nbs/21_evaluate.ipynb #3f9373c5
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
+def summarize(df: pd.DataFrame, # `evaluate`'s per-image table
+             ) -> pd.DataFrame: # one row per set (and scale, convention, tile): psnr, ssim, seconds, images
     "Mean PSNR, SSIM and time per set (and scale, convention, tile)."
     keys = [k for k in ('set', 'scale', 'convention', 'tile') if k in df]
     return df.groupby(keys, sort=False)[['psnr', 'ssim', 'seconds']].mean().reset_index().assign(

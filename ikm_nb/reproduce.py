@@ -21,7 +21,8 @@ PROFILES = ('smoke', 'cpu', 'gpu', 'paper', 'study')
 STUDY_PROFILES = {'study': 'table3_ikm_study'}   # a profile of one notebook only: `ikm reproduce --profile study` runs it alone
 _EXPERIMENT = re.compile(r'^(fig|table)\d+.*\.ipynb$')
 
-def experiment_notebooks(nbs_dir: Path | None = None) -> dict[str, Path]:
+def experiment_notebooks(nbs_dir: Path | None = None, # the notebooks' folder (default: the repository's nbs/)
+                        ) -> dict[str, Path]:
     "The experiment notebooks (`fig*`, `table*`) by name, in the paper's order."
     nbs_dir = Path(nbs_dir or repo_root() / 'nbs')
     found = sorted(p for p in nbs_dir.glob('*.ipynb') if _EXPERIMENT.match(p.name))
@@ -30,7 +31,13 @@ def experiment_notebooks(nbs_dir: Path | None = None) -> dict[str, Path]:
 # %% ../nbs/24_reproduce.ipynb #c008
 @dataclass
 class RunRecord:
-    name: str; profile: str; status: str; seconds: float; output: str; error: str = ''
+    "What running one experiment notebook gave: a row of `reproduce`'s table."
+    name: str            # the notebook's name, e.g. 'table1_uhdn'
+    profile: str         # the profile it ran with
+    status: str          # 'ok' | 'failed'
+    seconds: float       # how long it ran (wall clock)
+    output: str          # the executed copy (`executed_path`); on failure, the .failed.ipynb beside it
+    error: str = ''      # on failure, the error message's last line (at most 500 characters)
     started: str = ''    # when the notebook started (UTC, seconds)
     finished: str = ''   # when it ended (UTC, seconds)
     commit: str = ''     # the repository's commit it ran at ('+changes' when nbs/ or ikm_nb/ differed from it)
@@ -92,7 +99,10 @@ def portable_paths(path: Path, # an executed notebook
     with atomic_path(path, '.ipynb') as tmp: nbformat.write(nb, str(tmp))
     return changed
 
-def executed_path(out_dir: Path, name: str, profile: str) -> Path:
+def executed_path(out_dir: Path, # the results folder (`reproduce`'s out_dir)
+                  name: str, # the notebook's name, e.g. 'table1_uhdn'
+                  profile: str, # the profile it runs with
+                 ) -> Path:
     """Where the executed copy of notebook `name` at `profile` goes: `notebooks/<name>.ipynb` for `cpu` (the committed main
     job), `notebooks/<profile>/<name>.ipynb` for the others, so that a `gpu` or `smoke` run never replaces a `cpu` copy."""
     return Path(out_dir) / 'notebooks' / ('' if profile == 'cpu' else profile) / f'{name}.ipynb'
@@ -149,7 +159,8 @@ def notebook_chains(nbs: dict[str, Path], # the notebooks to run, by name (`expe
     seconds = seconds or {}
     return sorted(chains, key=lambda c: -sum(seconds.get(n, 0.0) for n in c))
 
-def default_jobs(profile: str) -> int:
+def default_jobs(profile: str, # the profile the notebooks run with
+                ) -> int:
     "Notebooks run at once by default: one per CPU core for `smoke` and `cpu` without a GPU (each runs on one thread), else one."
     import torch
     return os.cpu_count() or 1 if profile in ('smoke', 'cpu') and not torch.cuda.is_available() else 1
@@ -372,17 +383,31 @@ def paired_lines(summary: pd.DataFrame, # `paired_summary`' output
                 f"(p = {r.p:.2g}, Holm {r.p_holm:.2g}; detectable at 80%: {r.mde:.{digits}f} {unit}): **{r.verdict}**")
     return [line(r) for _, r in summary.iterrows()]
 
-def uhdn_run_name(profile: str, scale: int, seed: int, batch: int, patch: int, steps: int, # the run's budget
-                  net: str = 'uhdn', t=0.0, mode: str = 'iso', # the network's label and the IKM settings the ablations vary
+def uhdn_run_name(profile: str, # the notebook's profile
+                  scale: int, # upscaling factor
+                  seed: int, # the run's seed
+                  batch: int, # batch size
+                  patch: int, # LR patch side
+                  steps: int, # updates
+                  net: str = 'uhdn', # the network's label
+                  t=0.0, # CAG threshold (IKM)
+                  mode: str = 'iso', # IKM mode
                  ) -> str:
     """The run folder of one U-HDN+IKM ablation run (fig09, fig10, fig11, table5). The same settings give the same name in
     every notebook, so a run two notebooks share (the U-HDN with t = 0 and IsO) is trained once and reused by the other."""
     return f"uhdn_{profile}_x{scale}_{net}_t{t}_{mode}_s{seed}_b{batch}p{patch}_{steps}-steps"
 
-def uhdn_run_config(settings: dict, out: Path, profile: str, # as for `run_config`, and the notebook's profile
-                    scale: int, seed: int, batch: int, patch: int, steps: int, # the run's budget
+def uhdn_run_config(settings: dict, # `experiment_settings`' output (as for `run_config`)
+                    out: Path, # the notebook's output folder (as for `run_config`)
+                    profile: str, # the notebook's profile
+                    scale: int, # upscaling factor
+                    seed: int, # the run's seed
+                    batch: int, # batch size
+                    patch: int, # LR patch side
+                    steps: int, # updates
                     net: str | None = None, # the run name's label of the network `model` describes; None: 'uhdn'
-                    t=0.0, mode: str = 'iso', # the IKM settings the ablations vary
+                    t=0.0, # CAG threshold (IKM), varied by the ablations
+                    mode: str = 'iso', # IKM mode, varied by the ablations
                     **model, # UHDNConfig fields in which the network differs from U-HDN+IKM, e.g. u_residual=False
                    ):
     """The `TrainConfig` of one ablation run, every varied setting given explicitly and named by `uhdn_run_name`: the U-HDN+IKM

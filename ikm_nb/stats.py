@@ -59,7 +59,8 @@ def power(delta: float, sd: float, n: int, alpha: float = 0.05) -> float:
 
 def min_detectable_effect(sd: float, # the paired differences' sd (measured, or expected)
                           n: int, # pairs (seeds)
-                          power_goal: float = 0.8, alpha: float = 0.05,
+                          power_goal: float = 0.8, # the probability of detecting it
+                          alpha: float = 0.05, # the test's (two-sided) level
                          ) -> float: # the true mean difference detected with probability `power_goal`
     "The smallest true mean difference a two-sided paired t test of `n` pairs with sd `sd` detects at `power_goal`."
     if n < 2 or not sd > 0: return math.nan
@@ -67,7 +68,12 @@ def min_detectable_effect(sd: float, # the paired differences' sd (measured, or 
     hi = 4 * (crit + 3) * sd / math.sqrt(n)   # (power is nearly 1 there for any n >= 2)
     return brentq(lambda d: power(d, sd, n, alpha) - power_goal, 0.0, hi)
 
-def seeds_needed(sd: float, effect: float, power_goal: float = 0.8, alpha: float = 0.05, most: int = 10_000) -> int:
+def seeds_needed(sd: float, # the paired differences' sd (measured, or expected)
+                 effect: float, # the true mean difference to detect (its sign does not matter)
+                 power_goal: float = 0.8, # the probability of detecting it
+                 alpha: float = 0.05, # the test's (two-sided) level
+                 most: int = 10_000, # the most pairs tried: returned when even that many do not reach `power_goal`
+                ) -> int:
     "The fewest pairs whose paired t test detects `effect` at `power_goal` when the paired sd is `sd`."
     return next((n for n in range(2, most + 1) if min_detectable_effect(sd, n, power_goal, alpha) <= abs(effect)), most)
 

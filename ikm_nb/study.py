@@ -21,7 +21,13 @@ def study_growth(channels: int) -> int:
     "U-HDN's growth rate at width `channels`: g = 12 C / 64 (12 at C = 64), at least 2."
     return max(channels * 12 // 64, 2)
 
-def study_run_name(backbone: str, variant: str, channels: int, seed: int, steps: int, amp: str = 'off') -> str:
+def study_run_name(backbone: str, # a key of `TABLE3_BACKBONES`, e.g. 'uhdb'
+                   variant: str, # 'none' (vanilla) | 'ikm'
+                   channels: int, # C
+                   seed: int, # the run's seed
+                   steps: int, # updates
+                   amp: str = 'off', # 'off' (float32) | 'bf16' (autocast)
+                  ) -> str:
     "The run folder of one study run, e.g. `claim_uhdb_ikm_C16_s0_4000-steps` (`_bf16` when trained under bf16 autocast)."
     return f"claim_{backbone}_{variant}_C{channels}_s{seed}_{steps}-steps" + ('' if amp == 'off' else f'_{amp}')
 
@@ -148,7 +154,10 @@ def study_run(cfg, # a `TrainConfig` (see `study_config`); its run_name names th
 
 # %% ../nbs/25_study.ipynb #c010
 def study_plan(backbones=('uhdb', 'rb'), # `TABLE3_BACKBONES` keys
-               channels: int | None = 16, seeds=range(10), steps: int = 4000, **kw, # `study_config`'s settings
+               channels: int | None = 16, # C of every run (None: each backbone's own)
+               seeds=range(10), # one pair of runs (vanilla, IKM) per backbone and seed
+               steps: int = 4000, # updates per run
+               **kw, # further `study_config` settings, e.g. lr, amp, out_dir
               ) -> list:
     """The `TrainConfig`s of a study, seed by seed, each backbone's vanilla run followed by its IKM twin (defaults: U-HDB and
     RB at C = 16, seeds 0-9, 4,000 updates; `kw` goes to `study_config`)."""
@@ -166,7 +175,8 @@ def _study_worker(cfg, eval_every: int, sets, final_sets, threads: int):
 
 def run_study(configs: list, # `study_plan`'s output
               eval_every: int = 500, # updates between evaluations
-              sets=('BSD100',), final_sets=('Set5', 'Set14'), # see `study_run`
+              sets=('BSD100',), # sets evaluated at every point (see `study_run`)
+              final_sets=('Set5', 'Set14'), # sets evaluated at the last point only (see `study_run`)
               jobs: int = 2, # runs at once (processes), each on one thread
              ) -> list[str]: # the runs trained by this call
     """Train every run of `configs` that is not finished (`run_finished`), `jobs` processes at a time, each on one CPU thread,

@@ -28,15 +28,16 @@ __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'StepBat
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
 class TrainConfig:
-    "Every setting of a training run."
+    """Every setting of a training run. The model's settings (n_blocks to attention) override those of the preset `arch`;
+    None keeps the preset's value."""
     # model: overrides of the architecture preset (None keeps the preset's value)
     arch: str = 'uhdn'                 # architecture preset (see ikm_nb.arch)
     scale: int = 2                     # upscaling factor: 2, 3 or 4
     n_blocks: int | None = None        # N, number of U-HDBs
     n_units: int | None = None         # M, dense units per U-HDB
     depths: tuple | None = None        # depth of each dense unit
-    channels: int | None = None        # C
-    growth: int | None = None          # g
+    channels: int | None = None        # C, channels between units
+    growth: int | None = None          # g, growth rate of the dense units
     ikm: bool | None = None            # IKM in the dense units' 3x3 convs
     mode: str | None = None            # IKM mode: 'iso' | 'exact' | 'go' | 'off'
     t: float | str | None = None       # CAG threshold
@@ -54,22 +55,23 @@ class TrainConfig:
     # optimisation
     steps: int = 300_000               # updates
     lr: float = 1e-4                   # initial learning rate (the authors' code defaults to 2e-4)
-    lr_step: int = 100_000             # halve the learning rate every lr_step updates
-    lr_gamma: float = 0.5
-    loss: str = 'l1'
+    lr_step: int = 100_000             # multiply the learning rate by lr_gamma every lr_step updates
+    lr_gamma: float = 0.5              # (see lr_step): 0.5 halves it
+    loss: str = 'l1'                   # 'l1' (mean absolute error) or 'l2' (mean squared error)
     optimizer: str = 'adam'            # 'adam' (the paper's) or 'sgd' (plain, no momentum)
     amp: str = 'off'                   # 'off' | 'bf16' (autocast: a GPU, or a CPU with bf16 instructions)
     cuda_graph: bool = True            # CUDA, one process: capture the model's forward + backward once, replay it each step
     cudnn_benchmark: bool = False      # CUDA: let cuDNN time its algorithms once for the fixed patch size (no effect on an H100)
     channels_last: bool | None = None  # model and batches channels-last; None: on the CPU (1.2x faster there), not on CUDA
-    seed: int = 0
+    seed: int = 0                      # seeds the initial weights and the patches of every step
     # validation, logging, checkpoints
     val_set: str | None = 'Set5'       # PSNR on this set every val_every steps (None: never)
-    val_every: int = 5_000
-    ckpt_every: int = 5_000            # also at the end and after each validation
-    log_every: int = 100
+    val_every: int = 5_000             # updates between validations (0: none), and one at the last step
+    ckpt_every: int = 5_000            # updates between checkpoints/latest.pt (0: none), also written at the end;
+                                       # best.pt after each validation that improves the PSNR
+    log_every: int = 100               # updates between loss readings (train.log, metrics.csv): each waits for the GPU
     convention: str = 'matlab'         # metrics convention for validation
-    out_dir: str = 'results/runs'
+    out_dir: str = 'results/runs'      # the run goes to out_dir/<run_name> (relative: to the repository root)
     run_name: str | None = None        # default: derived from the settings, e.g. uhdn-ikm_x2_N4M6C64_iso_291_300k-steps
     device: str | None = None          # default: CUDA when present, else CPU
 
@@ -118,7 +120,11 @@ def profile_config(profile: str = 'paper', **overrides) -> TrainConfig:
 class StepBatches(torch.utils.data.Dataset):
     "Item `s` is this rank's share of the global batch of step `s`: (lr, hr) uint8 tensors (n, 3, p, p), (n, 3, ps, ps)."
     def __init__(self, patches: SRPatches, # training patches; sample (j, seed) = a random crop of usable image j
-                 batch: int, seed: int = 0, rank: int = 0, world: int = 1):
+                 batch: int, # the global batch: patches per step over all ranks
+                 seed: int = 0, # the run's seed: the same seed, the same batches
+                 rank: int = 0, # this process's DDP rank: it gets its share (batch // world) of each global batch
+                 world: int = 1, # DDP processes; `batch` must be divisible by it
+                ):
         if batch % world: raise ValueError(f"the global batch {batch} must be divisible by the number of DDP processes {world}")
         self.patches, self.batch, self.seed, self.rank, self.world = patches, batch, seed, rank, world
         self.n = batch // world
@@ -135,7 +141,11 @@ class StepBatches(torch.utils.data.Dataset):
         pairs = [self.patches[k] for k in mine]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
-def step_loader(ds: StepBatches, start: int, stop: int, workers: int = 0):
+def step_loader(ds: StepBatches, # the run's batches
+                start: int, # the first step's key (the updates done so far)
+                stop: int, # one past the last step's key
+                workers: int = 0, # DataLoader worker processes (0: in this process)
+               ):
     "Batches of steps start..stop-1 in order, prefetched by `workers` processes."
     return torch.utils.data.DataLoader(ds, batch_size=None, sampler=range(start, stop), num_workers=workers,
                                        persistent_workers=False, pin_memory=torch.cuda.is_available())
@@ -144,16 +154,21 @@ def step_loader(ds: StepBatches, start: int, stop: int, workers: int = 0):
 MODEL_FIELDS = ('scale', 'n_blocks', 'n_units', 'depths', 'channels', 'growth', 'ikm', 'mode', 't', 'iso_reduction', 'block',
                 'u_residual', 'kernel_size', 'dilation', 'attention')
 
-def model_config(cfg: TrainConfig):
+def model_config(cfg: TrainConfig, # a training configuration
+                ):
     "The `UHDNConfig` of a training configuration."
     over = {k: getattr(cfg, k) for k in MODEL_FIELDS if getattr(cfg, k) is not None}
     return preset(cfg.arch, rgb_mean=DF2K_MEAN, rgb_std=DF2K_STD, **over)
 
-def build_model(cfg: TrainConfig) -> UHDN:
+def build_model(cfg: TrainConfig, # a training configuration
+               ) -> UHDN:
     "The model a training configuration describes (fresh weights from the current torch seed)."
     return model_config(cfg).build()
 
-def training_patches(cfg: TrainConfig, progress: bool = True, images: ImageSet | None = None) -> SRPatches:
+def training_patches(cfg: TrainConfig, # its train_set, scale, patch and seed are used
+                     progress: bool = True, # a progress bar while the cache is built
+                     images: ImageSet | None = None, # the resolved training set (None: `cfg.train_set` is found again)
+                    ) -> SRPatches:
     """The training patches of `cfg` (of `images`, the set `cfg.train_set` resolved to, if given); an HDF5 cache of the decoded
     images is built on first use."""
     return SRPatches(images or cfg.train_set, cfg.scale, cfg.patch, augment=True, lr_mode='fly', cache=True, seed=cfg.seed,
@@ -208,11 +223,15 @@ def _update(net, opt, sched, loss_fn, amp, batch, device, layout) -> torch.Tenso
     return loss
 
 # %% ../nbs/22_train.ipynb #c016
-def resolve_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+def resolve_channels_last(cfg: TrainConfig, # its channels_last
+                          device: torch.device, # the device the run trains on
+                         ) -> bool:
     "Whether a run keeps its model and batches channels-last: `cfg.channels_last`, or for None on the CPU only."
     return cfg.channels_last if cfg.channels_last is not None else device.type == 'cpu'
 
-def run_name(cfg: TrainConfig, model_config: dict) -> str:
+def run_name(cfg: TrainConfig, # the run's settings; its run_name, if set, is the answer
+             model_config: dict, # the built model's configuration (`model_config_dict`): its shape and IKM mode
+            ) -> str:
     "A name that says what ran, e.g. `uhdn-ikm_x2_N4M6C64_iso_291_300k-steps`."
     if cfg.run_name: return cfg.run_name
     mc = model_config
@@ -285,9 +304,9 @@ def _logger(path: Path, enabled: bool, fresh: bool = False) -> logging.Logger:
 
 def graph_model(model: nn.Module, # the network, in training mode, on a CUDA device
                 shape: tuple[int, ...], # the (fixed) shape of every training input batch
-                device: torch.device,
+                device: torch.device, # the model's CUDA device
                 amp=contextlib.nullcontext(), # the autocast context the steps run under (with cache_enabled=False)
-                log: logging.Logger | None = None,
+                log: logging.Logger | None = None, # where a failed capture is reported (None: nowhere)
                ) -> nn.Module:
     """`model` with its forward and backward captured once as CUDA graphs (`torch.cuda.make_graphed_callables`) and replayed
     for every call in training mode with an input of `shape`: the ~5,000 kernel launches of a U-HDN+IKM training step cost

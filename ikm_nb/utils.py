@@ -53,7 +53,10 @@ def _remove_stale_tmp(path: Path):
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)): t.unlink(missing_ok=True)
 
 @contextlib.contextmanager
-def atomic_path(path, mode_suffix: str = ''):
+def atomic_path(path, # the file to write
+                mode_suffix: str = '', # the temporary file's name ends in '.tmp' + mode_suffix: the suffix its writer
+                                       # expects, e.g. '.ipynb' (papermill warns without it) or '.h5'
+               ):
     "Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +80,9 @@ def atomic_write_text(path, text: str):
     "Write `text` to `path` atomically."
     atomic_write_bytes(path, text.encode())
 
-def atomic_torch_save(obj, path):
+def atomic_torch_save(obj, # what `torch.save` writes
+                      path, # the file
+                     ):
     "`torch.save` to `path` atomically."
     with atomic_path(path) as tmp: torch.save(obj, tmp)
 
@@ -99,21 +104,25 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
 # %% ../nbs/00_utils.ipynb #c014
-import ast, io, inspect, tokenize
+import ast, io, inspect, math, tokenize
 
 def argument_comments(source: str, # a module's source
                      ) -> dict[str, dict[str, str]]: # {function or class name: {argument: comment, 'return': comment}}
     """The comments beside the arguments (and the return annotation) of each top-level function and class `__init__` in
-    `source`; a comment continued on the comment-only lines below it is joined to it. Arguments without a comment are left out."""
-    comments, code_lines = {}, set()
+    `source`; a comment continued on the comment-only lines below it is joined to it. Arguments without a comment are left out.
+    A class without `__init__` (a dataclass, a NamedTuple) gets its annotated fields instead: the comment ending a field's last
+    line, if no other statement shares that line, continued on the comment-only lines below it that are indented further than
+    the field (a comment at the field's own indent, such as a section heading, is not joined); `ClassVar`s are left out."""
+    comments, cols, code_lines = {}, {}, set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.COMMENT: comments[tok.start[0]] = tok.string.lstrip('#').strip()
+        if tok.type == tokenize.COMMENT: comments[tok.start[0]], cols[tok.start[0]] = tok.string.lstrip('#').strip(), tok.start[1]
         elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING):
             code_lines.add(tok.start[0])
-    def comment_at(line, stop):   # the comment on `line`, with the comment-only lines that follow it (before `stop`)
-        if line not in comments: return ''
+    def comment_at(line, stop, indent=-1):   # the comment on `line`, with the comment-only lines that follow it (before `stop`)
+        if line not in comments: return ''   # (and, for a field, whose '#' is right of column `indent`)
         text, nxt = [comments[line]], line + 1
-        while nxt < stop and nxt in comments and nxt not in code_lines: text.append(comments[nxt]); nxt += 1
+        while nxt < stop and nxt in comments and nxt not in code_lines and cols[nxt] > indent:
+            text.append(comments[nxt]); nxt += 1
         return ' '.join(text)
     def of(fn):
         a = fn.args
@@ -132,12 +141,21 @@ def argument_comments(source: str, # a module's source
         if fn.returns is not None and fn.returns.end_lineno < body and (c := comment_at(fn.returns.end_lineno, body)):
             out['return'] = c
         return out
+    def fields(cls):   # the annotated fields of a class body, one per line
+        body, out = cls.body, {}
+        for i, s in enumerate(body):
+            if not (isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)) or 'ClassVar' in ast.unparse(s.annotation):
+                continue
+            shared = any(o is not s and o.lineno <= s.end_lineno and o.end_lineno >= s.lineno for o in body)
+            stop = body[i + 1].lineno if i + 1 < len(body) else math.inf
+            if not shared and (c := comment_at(s.end_lineno, stop, s.col_offset)): out[s.target.id] = c
+        return out
     found = {}
     for node in ast.parse(source).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)): found[node.name] = of(node)
         elif isinstance(node, ast.ClassDef):
             init = next((s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == '__init__'), None)
-            if init is not None: found[node.name] = of(init)
+            found[node.name] = of(init) if init is not None else fields(node)
     return {k: v for k, v in found.items() if v}
 
 def document_arguments(namespace: dict, # a module's globals(): its `__all__` and `__file__` are used
@@ -156,3 +174,6 @@ def document_arguments(namespace: dict, # a module's globals(): its `__all__` an
         block += f"\n\nReturns: {d['return']}" if 'return' in d else ''
         try: obj.__doc__ = (inspect.cleandoc(obj.__doc__) if obj.__doc__ else '') + block
         except (AttributeError, TypeError): pass
+
+# %% ../nbs/00_utils.ipynb #c017
+document_arguments(globals())   # help() shows each argument's comment, in this module too

@@ -107,3 +107,28 @@ def test_help_shows_each_arguments_comment():
                 assert first is None or f"    {first}: " in obj.__doc__, f"ikm_nb.{m}.{name}"
                 n += 1
     assert n >= 60
+
+def test_help_names_every_argument_of_every_public_callable():
+    """Every parameter (but self, cls, *args, **kwargs) of each public function and class of each ikm_nb module (`__all__`) is
+    named in what help() shows (`inspect.getdoc`): by the comment beside it in the signature (or field), or by the docstring."""
+    import importlib, inspect, pkgutil, re
+    import ikm_nb
+    skip = {'self', 'cls'}
+    var = {'args', 'kwargs', 'kw'}   # *args / **kwargs passed on as they are
+    missing, n = {}, 0
+    for info in pkgutil.iter_modules(ikm_nb.__path__):
+        if info.name.startswith('_'): continue
+        mod = importlib.import_module(f'ikm_nb.{info.name}')
+        for name in getattr(mod, '__all__', []):
+            obj = getattr(mod, name)
+            if not callable(obj): continue
+            try: sig = inspect.signature(obj)
+            except (TypeError, ValueError): continue
+            n += 1
+            doc = inspect.getdoc(obj) or ''
+            lack = [p.name for p in sig.parameters.values()
+                    if p.name not in skip and not (p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name in var)
+                    and not re.search(rf'\b{re.escape(p.name)}\b', doc)]
+            if lack: missing[f'{info.name}.{name}'] = lack
+    assert n >= 150, n
+    assert not missing, f"arguments help() does not name (add a comment beside each in the notebook): {missing}"
