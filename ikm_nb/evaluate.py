@@ -17,8 +17,9 @@ from .ikm import whole_image_pooling
 from .fast import _bins, _bin_means
 
 # %% auto #0
-__all__ = ['MIN_TILE', 'check_tiling', 'inference_bytes', 'available_bytes', 'check_memory', 'auto_tile', 'upscale',
-           'TiledPooling', 'receptive_radius', 'count_poolings', 'evaluate', 'evaluate_set', 'summarize']
+__all__ = ['MIN_TILE', 'EXPORT_FORMATS', 'check_tiling', 'inference_bytes', 'available_bytes', 'check_memory', 'auto_tile',
+           'upscale', 'TiledPooling', 'receptive_radius', 'count_poolings', 'evaluate', 'evaluate_set', 'summarize',
+           'export_model']
 
 # %% ../nbs/21_evaluate.ipynb #c005
 def _sr(model: nn.Module, lr: torch.Tensor) -> torch.Tensor:
@@ -317,6 +318,55 @@ def summarize(df: pd.DataFrame, # `evaluate`'s per-image table
     keys = [k for k in ('set', 'scale', 'convention', 'tile') if k in df]
     return df.groupby(keys, sort=False)[['psnr', 'ssim', 'seconds']].mean().reset_index().assign(
         images=df.groupby(keys, sort=False).size().values)
+
+# %% ../nbs/21_evaluate.ipynb #1ae486f9
+EXPORT_FORMATS = {'.onnx': 'onnx', '.pt2': 'torch.export'}
+
+def _run_exported(path: Path, fmt: str):
+    "A function lr (B, 3, H, W) -> sr of the exported file at `path`."
+    if fmt == 'onnx':
+        import onnxruntime
+        s = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+        return lambda x: torch.from_numpy(s.run(None, {s.get_inputs()[0].name: x.cpu().numpy()})[0])
+    program = torch.export.load(str(path)).module()
+    return lambda x: program(x.cpu())
+
+def export_model(model: nn.Module, # an SR network taking (B, 3, H, W); it is exported on the CPU, in eval mode
+                 path, # the file to write: '.onnx' (ONNX) or '.pt2' (a `torch.export` program)
+                 scale: int, # the model's upscaling factor (the outputs' size is checked)
+                 force: bool = False, # replace an existing file
+                 example=(2, 48, 40), # (batch, H, W) of the example traced; every other size works afterwards
+                 check=((1, 37, 53), (3, 24, 30)), # (batch, H, W) of the random images the check runs
+                 tol: float = 1e-4, # the largest |exported - eager| allowed in the check
+                ) -> dict: # path, format, seconds (the export), max_abs_diff (the check)
+    """Export `model` with a dynamic batch (1-64), height and width (8-4096 LR pixels) to `path`, check the written file
+    against the eager model on `check`'s sizes and keep it only if it passes (nothing is left half-written)."""
+    path = Path(path)
+    fmt = EXPORT_FORMATS.get(path.suffix.lower())
+    if fmt is None: raise ValueError(f"{path}: the format follows the suffix: use one of {list(EXPORT_FORMATS)}")
+    if path.exists() and not force: raise FileExistsError(f"{path} exists: pass force=True (--force) to overwrite it")
+    if fmt == 'onnx':
+        try: import onnxruntime, onnxscript   # noqa: F401  (onnxscript: what torch.onnx.export translates with)
+        except ImportError as err: raise ImportError(f"ONNX export needs onnx, onnxscript and onnxruntime: {err}") from None
+    model = model.cpu().eval()
+    dims = ({0: torch.export.Dim('batch', min=1, max=64), 2: torch.export.Dim('height', min=8, max=4096),
+             3: torch.export.Dim('width', min=8, max=4096)},)
+    x0 = torch.rand(example[0], 3, *example[1:])
+    t0 = time.perf_counter()
+    with atomic_path(path, path.suffix) as tmp, torch.no_grad():
+        if fmt == 'onnx': torch.onnx.export(model, (x0,), str(tmp), dynamic_shapes=dims, dynamo=True, external_data=False,
+                                            verbose=False)   # one file: the weights inside
+        else: torch.export.save(torch.export.export(model, (x0,), dynamic_shapes=dims), str(tmp))
+        seconds, run, diff = time.perf_counter() - t0, _run_exported(tmp, fmt), 0.0
+        for b, h, w in check:
+            x = torch.rand(b, 3, h, w)
+            y, ye = model(x), run(x)
+            if tuple(ye.shape) != (b, 3, scale * h, scale * w):
+                raise ValueError(f"the exported model gave shape {tuple(ye.shape)} for {(b, 3, h, w)}: is the scale {scale}?")
+            diff = max(diff, (ye - y).abs().max().item())
+        if not diff <= tol:
+            raise ValueError(f"the exported model differs from the eager one by {diff:.2e} (> {tol}): not written")
+    return dict(path=str(path), format=fmt, seconds=seconds, max_abs_diff=diff)
 
 # %% ../nbs/21_evaluate.ipynb #a7ce50a4
 from .utils import document_arguments

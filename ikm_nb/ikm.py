@@ -169,7 +169,7 @@ def _compiling() -> bool:
     return bool(f is not None and f())
 
 def _exporting() -> bool:
-    "Whether `torch.export` is tracing: the layers then run the reference path, which exports with dynamic shapes (below)."
+    "Whether `torch.export` (or `torch.onnx.export`) is tracing: the layers then run the export path (section Exporting)."
     f = getattr(getattr(torch, 'compiler', None), 'is_exporting', None)   # torch >= 2.4
     return bool(f is not None and f())
 
@@ -185,6 +185,7 @@ def cag(x: torch.Tensor, # feature map, (B, C, L) or (B, C, H, W)
     if len(k) != nd: raise ValueError(f"kernel_size {kernel_size} does not match a {nd}-D feature map")
     with torch.no_grad():
         if _whole_image_pool is not None: return _cag_replayed(x, k, t, _whole_image_pool)
+        if _exporting(): return _cag_export(x, k, t)
         return (_fast._cag_fast if _resolve_impl(impl) == 'fast' else _cag_reference)(x, k, t)
 
 _whole_image_pool: Callable | None = None   # set by `whole_image_pooling` (a global, not a ContextVar: torch.compile traces it)
@@ -317,6 +318,7 @@ class _IKMConvNd:
         fast = self.active_impl == 'fast'
         if self.mode == 'go':   # footnote 1: one kernel, the batch-averaged attention, an ordinary convolution
             return _convnd(x.dim() - 2)(x, modulate(w, a.mean(0, keepdim=True), self.groups)[0], None, *args)
+        if _exporting(): return _receptive_field_conv(x, w, a, *args)   # 'iso' and 'exact' infer alike
         if not fast and self.mode == 'exact':
             return ikm_conv(x, modulate(w, a, self.groups), None, *args)
         if fast and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):   # no backward: the forward alone
@@ -495,6 +497,34 @@ def set_ikm_impl(model: nn.Module, # a network with IKM layers
     _check_choice(impl, IKM_IMPLS, 'IKM implementation', optional=True)
     for m in ikm_layers(model): m.impl = impl
     return model
+
+# %% ../nbs/01_ikm.ipynb #da5179f1
+def _pool_matrix(L, k: int, like: torch.Tensor) -> torch.Tensor:
+    "(k, L): row i averages bin i of adaptive pooling (`[floor(iL/k), ceil((i+1)L/k))`), from `arange`: L may be symbolic."
+    i, h = torch.arange(k, device=like.device), torch.arange(L, device=like.device)
+    start, end = (i * L) // k, -((-(i + 1) * L) // k)
+    m = ((h[None] >= start[:, None]) & (h[None] < end[:, None])).to(like.dtype)
+    return m / m.sum(1, keepdim=True)
+
+def _cag_export(x, k, t):
+    "CAG (Eq. 9-11) with the pooling as products with pooling matrices: no pooling operator, any (symbolic) size."
+    m = (x >= _threshold(x, t)).to(_attention_dtype(x))                                    # Eq. 10
+    if x.dim() == 3: pooled = torch.einsum('bcl,il->bci', m, _pool_matrix(x.shape[2], k[0], m))
+    else: pooled = torch.einsum('bchw,ih,jw->bcij', m, _pool_matrix(x.shape[2], k[0], m), _pool_matrix(x.shape[3], k[1], m))
+    return _proportion(pooled)
+
+def _receptive_field_conv(x, w, a, stride, padding, dilation, groups):
+    """Eq. 8: each receptive field of `x` multiplied by the attention, then one product with the shared kernel `w`; the
+    output (B, c_out, *spatial_out) without the bias. No grouped convolution: the batch may be symbolic (ONNX included)."""
+    if x.dim() == 3:   # 1-D: a 2-D map of height 1
+        y = _receptive_field_conv(x[:, :, None], w[:, :, None], a[:, :, None], (1, *stride), (0, *padding), (1, *dilation), groups)
+        return y[:, :, 0]
+    (B, C, H, W), (cout, kh, kw) = x.shape, (w.shape[0], *w.shape[2:])
+    cols = F.unfold(x, (kh, kw), dilation, padding, stride) * a.to(x.dtype).reshape(B, C * kh * kw, 1)   # (B, C kh kw, L)
+    y = torch.einsum('gok,bgkl->bgol', w.reshape(groups, cout // groups, -1), cols.reshape(B, groups, -1, cols.shape[-1]))
+    ho = (H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return y.reshape(B, cout, ho, wo)
 
 # %% ../nbs/01_ikm.ipynb #67449dd2
 from .utils import document_arguments

@@ -80,3 +80,22 @@ def test_shipped_weights_upscale_out_of_the_box(tmp_path):
 def test_complexity_command():
     r = ikm('complexity', check=True)
     assert '1390915' in r.stdout.replace(',', '') and '10903427' in r.stdout.replace(',', '')
+
+def test_export_onnx_runs_like_the_model_and_refuses_bad_output(tmp_path, tiny_weights):
+    import numpy as np, onnxruntime
+    from ikm_nb.checkpoint import model_from_checkpoint
+    out = tmp_path / 'tiny.onnx'
+    r = ikm('export', out, '--weights', tiny_weights, check=True)
+    assert 'dynamic batch, height and width' in r.stdout
+    s = onnxruntime.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    lr = load_image(ROOT / 'data/benchmarks/Set5/baby.png')[None, :, :60, :70].float() / 255   # a real image's crop, a new size
+    model = model_from_checkpoint(tiny_weights)
+    with torch.no_grad(): want = model(lr).numpy()
+    got = s.run(None, {s.get_inputs()[0].name: lr.numpy()})[0]
+    assert got.shape == want.shape == (1, 3, 120, 140) and np.abs(got - want).max() < 1e-4
+    before = out.read_bytes()
+    r = ikm('export', out, '--weights', tiny_weights)
+    assert r.returncode == 2 and 'exists: pass --force' in r.stderr and out.read_bytes() == before
+    r = ikm('export', tmp_path / 'tiny.tflite', '--weights', tiny_weights)
+    assert r.returncode == 2 and '.onnx' in r.stderr and not (tmp_path / 'tiny.tflite').exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['tiny.onnx']   # no temporary file left
