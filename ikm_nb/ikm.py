@@ -514,17 +514,23 @@ def _cag_export(x, k, t):
     return _proportion(pooled)
 
 def _receptive_field_conv(x, w, a, stride, padding, dilation, groups):
-    """Eq. 8: each receptive field of `x` multiplied by the attention, then one product with the shared kernel `w`; the
-    output (B, c_out, *spatial_out) without the bias. No grouped convolution: the batch may be symbolic (ONNX included)."""
+    """Eq. 8, tap by tap: the input shifted by tap p, times the attention a(p) of its image and channel, convolved with the
+    kernel's tap p (a 1x1 convolution), summed over the taps; (B, c_out, *spatial_out) without the bias. No grouped
+    convolution: the batch may be symbolic (ONNX included)."""
     if x.dim() == 3:   # 1-D: a 2-D map of height 1
-        y = _receptive_field_conv(x[:, :, None], w[:, :, None], a[:, :, None], (1, *stride), (0, *padding), (1, *dilation), groups)
+        y = _receptive_field_conv(x[:, :, None], w[:, :, None], a[:, :, None], (1, *stride), (0, *padding), (1, *dilation),
+                                  groups)
         return y[:, :, 0]
-    (B, C, H, W), (cout, kh, kw) = x.shape, (w.shape[0], *w.shape[2:])
-    cols = F.unfold(x, (kh, kw), dilation, padding, stride) * a.to(x.dtype).reshape(B, C * kh * kw, 1)   # (B, C kh kw, L)
-    y = torch.einsum('gok,bgkl->bgol', w.reshape(groups, cout // groups, -1), cols.reshape(B, groups, -1, cols.shape[-1]))
+    (H, W), (kh, kw), a = x.shape[2:], w.shape[2:], a.to(x.dtype)
     ho = (H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     wo = (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    return y.reshape(B, cout, ho, wo)
+    xp, y = F.pad(x, (padding[1], padding[1], padding[0], padding[0])), 0
+    for i in range(kh):
+        for j in range(kw):
+            r, c = i * dilation[0], j * dilation[1]
+            xs = xp[:, :, r:r + (ho - 1) * stride[0] + 1:stride[0], c:c + (wo - 1) * stride[1] + 1:stride[1]]   # tap-shifted
+            y = y + F.conv2d(xs * a[:, :, i, j, None, None], w[:, :, i:i + 1, j:j + 1], None, 1, 0, 1, groups)
+    return y
 
 # %% ../nbs/01_ikm.ipynb #67449dd2
 from .utils import document_arguments
