@@ -1,37 +1,55 @@
-"""Inference of an exported U-HDN+IKM (`torch.export`, dynamic height and width) against the eager network, on the CPU.
+"""Inference of an exported U-HDN+IKM (`torch.export` and ONNX Runtime, dynamic batch, height and width) against the eager
+network, on the CPU.
 
-    .venv/bin/python benchmarks/export_speed.py [--threads 1] [--size 120 90] [--repeats 5] [--weights shipped]
+    .venv/bin/python benchmarks/export_speed.py [--threads 1] [--size 120 90] [--repeats 5] [--weights shipped] [--formats pt2 onnx]
 
-Exports the network once (timed), checks that the exported program's output equals the eager one on this image, then times
-both, rounds interleaved, and prints the medians and the ratio exported / eager measured in the same run. While exporting, the
-IKM layers run the reference path (`01_ikm`); eagerly they run the fast path. Timings only: no claim rests on a time."""
-import argparse, statistics, time
+Exports the network once per format with `ikm_nb.evaluate.export_model` (timed; the written file is checked against the eager
+network there), checks the loaded program's output on this image, then times eager and exported, rounds interleaved, and prints
+the medians and the ratio exported / eager measured in the same run. While exporting, the IKM layers trace their export path
+(`01_ikm`, Exporting); eagerly they run the fast path. Timings only: no claim rests on a time."""
+import argparse, statistics, tempfile, time
+from pathlib import Path
 import torch
 from ikm_nb.arch import uhdn
+from ikm_nb.evaluate import export_model
+
+def exported_runner(path: Path, fmt: str, threads: int):
+    "lr -> sr of the exported file, on `threads` CPU threads."
+    if fmt == 'onnx':
+        import onnxruntime
+        so = onnxruntime.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
+        s = onnxruntime.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
+        name = s.get_inputs()[0].name
+        return lambda x: torch.from_numpy(s.run(None, {name: x.numpy()})[0])
+    return torch.export.load(str(path)).module()
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1)')
+    ap.add_argument('--threads', type=int, default=1, help='CPU threads of torch and of ONNX Runtime (default 1)')
     ap.add_argument('--size', type=int, nargs=2, default=(120, 90), metavar=('W', 'H'), help='LR image size (default 120 90)')
     ap.add_argument('--repeats', type=int, default=5, help='timed rounds of each (default 5)')
     ap.add_argument('--weights', default='shipped', help="'shipped' (U-HDN+IKM x2) or 'fresh' (random weights, same network)")
+    ap.add_argument('--formats', nargs='+', default=['pt2', 'onnx'], choices=['pt2', 'onnx'], help='what to export and time')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     net = uhdn(scale=2, weights='shipped') if a.weights == 'shipped' else uhdn(scale=2).eval()
     w, h = a.size
     x = torch.rand(1, 3, h, w)
-    dims = {2: torch.export.Dim('height', min=8, max=4096), 3: torch.export.Dim('width', min=8, max=4096)}
-    t0 = time.perf_counter()
-    program = torch.export.export(net, (torch.rand(1, 3, 48, 40),), dynamic_shapes=(dims,)).module()
-    t_export = time.perf_counter() - t0
-    with torch.no_grad():
-        diff = (program(x) - net(x)).abs().max().item()
-        times = {'eager': [], 'exported': []}
-        for _ in range(a.repeats):
-            for name, f in (('eager', net), ('exported', program)):
-                t0 = time.perf_counter(); f(x); times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
     print(f"U-HDN+IKM x2 ({a.weights} weights), LR {w}x{h}, {a.threads} thread(s), {a.repeats} rounds; torch {torch.__version__}")
-    print(f"export: {t_export:.1f} s; largest |exported - eager| on this image: {diff:.2e}")
-    print(f"inference median: eager {1e3 * med['eager']:.0f} ms, exported {1e3 * med['exported']:.0f} ms, "
-          f"ratio exported / eager {med['exported'] / med['eager']:.2f}")
+    with tempfile.TemporaryDirectory() as d, torch.no_grad():
+        runners, info = {'eager': net}, {}
+        for fmt in a.formats:
+            r = export_model(net, Path(d) / f'uhdn.{fmt}', scale=2)
+            runners[r['format']] = exported_runner(Path(r['path']), 'onnx' if fmt == 'onnx' else 'pt2', a.threads)
+            info[r['format']] = r
+        want = net(x)
+        times = {k: [] for k in runners}
+        for _ in range(a.repeats):
+            for name, f in runners.items():
+                t0 = time.perf_counter(); f(x); times[name].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"eager: {1e3 * med['eager']:.0f} ms per image (median)")
+        for name, r in info.items():
+            diff = (runners[name](x) - want).abs().max().item()
+            print(f"{name}: export {r['seconds']:.0f} s; largest |exported - eager| on this image {diff:.1e}; "
+                  f"{1e3 * med[name]:.0f} ms per image, ratio exported / eager {med[name] / med['eager']:.2f}")
