@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/ship_data.py [--shared ../shared/data]
 
-Set5 and Set14 ship as the source PNGs; T91 (the cpu profile's training set) and BSD100 (its evaluation set) ship as
-lossless WebP, 27% smaller than PNG with the same pixels (checked here for every image, and by tests/test_data.py against
+Set5 and Set14 ship as the source PNGs; T91 (the cpu profile's training set), BSD100 (its evaluation set) and BSD200
+(with T91, the 291 training set) ship as lossless WebP, 27% smaller than PNG with the same pixels (checked here for every image, and by tests/test_data.py against
 the shared copies). Each row of MANIFEST.tsv: path, size, colour mode, bytes, sha256 of the shipped file, and the public
 source of the pixels (from the shared MANIFEST.tsv).
 """
@@ -15,7 +15,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 SHIP = [  # (shared set, folder under data/, format)
     ('Set5', 'benchmarks/Set5', 'png'), ('Set14', 'benchmarks/Set14', 'png'),
-    ('BSD100', 'benchmarks/BSD100', 'webp'), ('T91', 'train/T91', 'webp')]
+    ('BSD100', 'benchmarks/BSD100', 'webp'), ('T91', 'train/T91', 'webp'), ('BSD200', 'train/BSD200', 'webp')]
 
 def webp_bytes(im: Image.Image) -> bytes:
     b = io.BytesIO(); im.save(b, 'WEBP', lossless=True, quality=100, method=6, exact=True); return b.getvalue()

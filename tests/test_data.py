@@ -239,9 +239,10 @@ def test_no_training_data(tmp_path):
 def test_shipped_data_found_without_shared_data_even_in_ci(tmp_path, monkeypatch):
     monkeypatch.setenv('IKM_SHARED_DATA', str(tmp_path / 'absent')); monkeypatch.setenv('CI', 'true')
     assert D.data_roots() == [D.data_dir()]
-    assert len(find_benchmark('Set14')) == 14 and len(find_benchmark('BSD100')) == 100 and find_train_set().name == 'T91'
-    with pytest.raises(DataNotFoundError, match=r"training set '291' not found \(BSD200 missing under data\).*download it"):
-        find_train_set('291')                                             # named, missing: an error, never another set
+    assert len(find_benchmark('Set14')) == 14 and len(find_benchmark('BSD100')) == 100
+    assert find_train_set().name == '291' and len(find_train_set('291')) == 291   # T91 + BSD200, both shipped
+    with pytest.raises(DataNotFoundError, match=r"training set 'DIV2K' not found \(DIV2K missing under data\).*download it"):
+        find_train_set('DIV2K')                                           # named, missing: an error, never another set
     with pytest.raises(DataNotFoundError, match=r"looked in data/benchmarks/Urban100, data/Urban100\).*download_benchmark"):
         find_benchmark('Urban100')                                        # paths shown relative to the repository
 
@@ -250,10 +251,10 @@ def test_default_training_set_works_offline():
     assert s.name in ('DF2K', '291', 'T91') and len(s) >= 91
 
 def test_shipped_manifest(tmp_path):
-    assert verify_manifest() == 5 + 14 + 100 + 91                         # Set5, Set14, BSD100, T91
+    assert verify_manifest() == 5 + 14 + 100 + 91 + 200                   # Set5, Set14, BSD100, T91, BSD200
     sizes = sum(f.stat().st_size for f in (D.data_dir()).rglob('*') if f.suffix in ('.png', '.webp')
                 and 'cache' not in f.parts and 'downloads' not in f.parts)
-    assert sizes < 31e6                                                   # the shipped data stays small (29.8 MB: data/README.md)
+    assert sizes < 65e6                                                   # the shipped data stays small (63.7 MB: data/README.md)
     copy = tmp_path / 'data'
     shutil.copytree(D.data_dir() / 'benchmarks' / 'Set5', copy / 'benchmarks' / 'Set5')
     lines = (D.data_dir() / 'MANIFEST.tsv').read_text().splitlines()
