@@ -224,9 +224,18 @@ def test_ikm_study_runs_are_whole_and_its_summary_is_theirs():
         assert (ev[ev.set == 'BSD100'].groupby('step').image.nunique() == 100).all()
         assert set(ev[ev.step == cfg['steps']].set) == {'BSD100', 'Set5', 'Set14'}
         assert (p.parent / 'attention.csv').exists() == bool(cfg['ikm'])
-        _, backbone, variant, _, seed, _ = p.parent.name.split('_')
+        _, backbone, variant, _, seed, _, *amp = p.parent.name.split('_')
         assert (variant == 'ikm') == bool(cfg['ikm']) and int(seed[1:]) == cfg['seed']
-        psnr[(backbone, variant, cfg['seed'])] = ev[(ev.step == cfg['steps']) & (ev.set == 'BSD100')].psnr.mean()
+        assert amp == ([] if cfg['amp'] == 'off' else [cfg['amp']])                        # '_bf16' names the bf16 runs
+        psnr[(backbone, variant, cfg['seed'], cfg['amp'])] = ev[(ev.step == cfg['steps']) & (ev.set == 'BSD100')].psnr.mean()
+    assert all((b, v2, s, a) in psnr for b, v, s, a in psnr for v2 in ('none', 'ikm')), 'a study run without its twin'
+    bf16 = [(b, s) for b, v, s, a in psnr if a == 'bf16' and v == 'ikm']
+    if bf16:   # the bf16 section's table: IKM - vanilla under bf16, recomputed
+        t16 = pd.read_csv(R / 'tables' / 'table3_ikm_study_bf16_cpu.csv').set_index('comparison')
+        d16 = [psnr[(b, 'ikm', s, 'bf16')] - psnr[(b, 'none', s, 'bf16')] for b, s in bf16]
+        row = t16.loc['IKM - vanilla, bf16']
+        assert row.n == len(d16) and abs(row['mean'] - sum(d16) / len(d16)) < 1e-9
+    psnr = {(b, v, s): x for (b, v, s, a), x in psnr.items() if a == 'off'}
     pairs = {(b, s) for b, v, s in psnr}
     assert all((b, v, s) in psnr for b, s in pairs for v in ('none', 'ikm')), 'a study run without its twin'
     summary = pd.read_csv(R / 'tables' / 'table3_ikm_study_summary_cpu.csv').set_index('backbone')
