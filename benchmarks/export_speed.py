@@ -11,17 +11,7 @@ import argparse, statistics, tempfile, time
 from pathlib import Path
 import torch
 from ikm_nb.arch import uhdn
-from ikm_nb.evaluate import export_model
-
-def exported_runner(path: Path, fmt: str, threads: int):
-    "lr -> sr of the exported file, on `threads` CPU threads."
-    if fmt == 'onnx':
-        import onnxruntime
-        so = onnxruntime.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
-        s = onnxruntime.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
-        name = s.get_inputs()[0].name
-        return lambda x: torch.from_numpy(s.run(None, {name: x.numpy()})[0])
-    return torch.export.load(str(path)).module()
+from ikm_nb.evaluate import export_model, _run_exported
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -40,7 +30,7 @@ if __name__ == '__main__':
         runners, info = {'eager': net}, {}
         for fmt in a.formats:
             r = export_model(net, Path(d) / f'uhdn.{fmt}', scale=2)
-            runners[r['format']] = exported_runner(Path(r['path']), 'onnx' if fmt == 'onnx' else 'pt2', a.threads)
+            runners[r['format']] = _run_exported(Path(r['path']), r['format'], a.threads)
             info[r['format']] = r
         want = net(x)
         times = {k: [] for k in runners}

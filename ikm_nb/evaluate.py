@@ -322,11 +322,13 @@ def summarize(df: pd.DataFrame, # `evaluate`'s per-image table
 # %% ../nbs/21_evaluate.ipynb #1ae486f9
 EXPORT_FORMATS = {'.onnx': 'onnx', '.pt2': 'torch.export'}
 
-def _run_exported(path: Path, fmt: str):
-    "A function lr (B, 3, H, W) -> sr of the exported file at `path`."
+def _run_exported(path: Path, fmt: str, threads: int | None = None):
+    "A function lr (B, 3, H, W) -> sr of the exported file at `path` (ONNX Runtime on `threads` CPU threads if given)."
     if fmt == 'onnx':
         import onnxruntime
-        s = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+        so = onnxruntime.SessionOptions()
+        if threads: so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        s = onnxruntime.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
         return lambda x: torch.from_numpy(s.run(None, {s.get_inputs()[0].name: x.cpu().numpy()})[0])
     program = torch.export.load(str(path)).module()
     return lambda x: program(x.cpu())
