@@ -160,7 +160,6 @@ def ikm_impl(impl: str | None = None, # 'fast' | 'reference': the default of lay
         ikm_options.impl, ikm_options.batch_conv = old
 
 def _resolve_impl(impl: str | None) -> str:
-    if _exporting(): return 'reference'
     return ikm_options.impl if impl is None else _check_choice(impl, IKM_IMPLS, 'IKM implementation')
 
 # %% ../nbs/01_ikm.ipynb #c019
