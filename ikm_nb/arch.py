@@ -102,6 +102,7 @@ class Composite(nn.Module):
         y = self.conv(x) if attention is None else self.conv(x, attention=attention)
         return self.att(self.act(y))   # (B, c_out, H, W)
 
+# %% ../nbs/02_arch.ipynb #1f6f7011
 class DenseUnit(nn.Module):
     "Dense unit F_d (Eq. 16-17): d composite layers C + i*g -> g, each concatenated to its input; 1x1 transition C + d*g -> C."
     def __init__(self, channels: int, # C
@@ -475,28 +476,33 @@ class UHDNConfig:
         att = '' if self.attention == 'none' else f'-{self.attention}'
         return f"{blk}{att}{'-ikm' if self.ikm else ''}_x{self.scale}_N{self.n_blocks}M{self.n_units}C{self.channels}"
 
-    # (de)serialisation
-    def replace(self, **changes) -> UHDNConfig:
-        "A copy with `changes` (validated)."
-        return dataclasses.replace(self, **changes)
-    def to_dict(self) -> dict:
-        "A plain, JSON-ready dict (tuples as lists)."
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
-    @classmethod
-    def from_dict(cls, d: dict) -> UHDNConfig:
-        "The config of `d` (e.g. a checkpoint's); missing fields take the defaults, unknown ones raise."
-        d = dict(d)
-        if d.get('arch', 'uhdn') != 'uhdn':
-            raise ValueError(f"this is a config of architecture {d['arch']!r}; UHDNConfig builds 'uhdn'")
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown: raise ValueError(f"unknown UHDNConfig fields {unknown}")
-        return cls(**d)
-    def to_json(self, **kw) -> str: return json.dumps(self.to_dict(), **kw)
-    @classmethod
-    def from_json(cls, s: str) -> UHDNConfig: return cls.from_dict(json.loads(s))
-    def build(self) -> UHDN:
-        "The model of this config."
-        return UHDN(self)
+# %% ../nbs/02_arch.ipynb #01a452a6
+def _replace(self: UHDNConfig, **changes) -> UHDNConfig:
+    "A copy with `changes` (validated)."
+    return dataclasses.replace(self, **changes)
+def _to_dict(self: UHDNConfig) -> dict:
+    "A plain, JSON-ready dict (tuples as lists)."
+    return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+def _from_dict(cls, d: dict) -> UHDNConfig:
+    "The config of `d` (e.g. a checkpoint's); missing fields take the defaults, unknown ones raise."
+    d = dict(d)
+    if d.get('arch', 'uhdn') != 'uhdn':
+        raise ValueError(f"this is a config of architecture {d['arch']!r}; UHDNConfig builds 'uhdn'")
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown: raise ValueError(f"unknown UHDNConfig fields {unknown}")
+    return cls(**d)
+def _to_json(self: UHDNConfig, **kw) -> str:
+    "The config as JSON (`json.dumps` keywords `kw`)."
+    return json.dumps(self.to_dict(), **kw)
+def _from_json(cls, s: str) -> UHDNConfig:
+    "The config of a JSON string (see `from_dict`)."
+    return cls.from_dict(json.loads(s))
+def _build(self: UHDNConfig) -> UHDN:
+    "The model of this config."
+    return UHDN(self)
+
+UHDNConfig.replace, UHDNConfig.to_dict, UHDNConfig.to_json, UHDNConfig.build = _replace, _to_dict, _to_json, _build
+UHDNConfig.from_dict, UHDNConfig.from_json = classmethod(_from_dict), classmethod(_from_json)
 
 # %% ../nbs/02_arch.ipynb #c034
 def _need(ok: bool, msg: str):

@@ -46,6 +46,7 @@ def set_rng_state(st: dict, # what `rng_state` returned (a checkpoint's 'rng')
     torch.set_rng_state(st['torch'])
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
+# %% ../nbs/20_checkpoint.ipynb #6a9ae30a
 def save_checkpoint(path, # the file to write
                     model, # an ikm_nb model (or one wrapped by DDP): its weights and its `cfg`
                     optimizer=None, # its state is saved when given (else None)

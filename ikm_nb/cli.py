@@ -52,6 +52,7 @@ def check_output_file(path, # the output file
     if not out.parent.is_dir(): raise ValueError(f"{what}: the folder {out.parent} does not exist: create it first")
     _writable_dir(out.parent, what)
 
+# %% ../nbs/23_cli.ipynb #eed6549d
 def _load_model(weights, scale, device):
     from ikm_nb.checkpoint import model_from_checkpoint, shipped_weights
     path = Path(weights) if weights else shipped_weights(scale)
@@ -126,6 +127,7 @@ def cmd_upscale(a):
     save_image(sr, out, overwrite=a.force)   # without --force, a file that appeared meanwhile is not replaced
     print(f"{a.input} ({img.shape[2]}x{img.shape[1]}) -> {out} ({sr.shape[2]}x{sr.shape[1]}), x{a.scale} with {path}")
 
+# %% ../nbs/23_cli.ipynb #6acd79f7
 def cmd_export(a):
     """`ikm export`. `a`: the parsed command line (`parser`): `a.weights` (default: the shipped weights for `a.scale`) is
     exported to `a.output` (`.onnx` or `.pt2`, by its suffix) with a dynamic batch and image size, and checked

@@ -448,27 +448,6 @@ class SRPatches(Dataset):
             self._lr_mem = {i: imresize(modcrop(load_image(self.files[i]), self.scale), 1 / self.scale) for i in self.index}
         self._h5, self._pid = None, None
 
-    def _image_sizes(self) -> list[tuple[int, int]]:
-        "(H, W) of every image: from the cache, or from the files' headers."
-        if self.cache is None: return [tuple(map(int, image_size(f))) for f in self.files]
-        with h5py.File(self.cache, 'r') as h:
-            return [tuple(map(int, h['hr'][f'{i:06d}'].shape[:2])) for i in range(len(self.files))]
-
-    def _usable_images(self) -> list[int]:
-        "The images large enough for one patch; the others are skipped with a warning, and none at all is an error."
-        s, p = self.scale, self.patch
-        usable = [(H // s >= p and W // s >= p) if self.lr_mode == 'precomputed' else (H >= self.hr_patch and W >= self.hr_patch)
-                  for H, W in self.sizes]
-        if not any(usable):
-            raise ValueError(f"no image of {self.set.name} is at least {self.hr_patch}x{self.hr_patch} pixels, the HR "
-                             f"patch at x{s} with {p}x{p} LR patches: use a smaller `patch` or other images")
-        if not all(usable):
-            small = [f.name for f, u in zip(self.files, usable) if not u]
-            warnings.warn(f"{len(small)} of {len(self.files)} images of {self.set.name} are smaller than the "
-                          f"{self.hr_patch}x{self.hr_patch} HR patch and are skipped: {', '.join(small[:5])}"
-                          f"{', ...' if len(small) > 5 else ''}")
-        return [i for i, u in enumerate(usable) if u]
-
     def __len__(self): return self.length
 
     def __getstate__(self):  # an open HDF5 handle must not travel to worker processes
@@ -480,37 +459,67 @@ class SRPatches(Dataset):
             self._h5, self._pid = h5py.File(self.cache, 'r'), os.getpid()
         return self._h5
 
-    def sample_params(self, key) -> dict:
-        "The random choices of sample `key`: image, HR crop corner (y, x), flip, rotation."
-        if isinstance(key, (tuple, list)): j, rng = int(key[0]), np.random.default_rng(int(key[1]))
-        else:
-            key = int(key)
-            if not 0 <= key < len(self): raise IndexError(f"index {key} out of range for {len(self)} samples")
-            j, rng = key % len(self.index), np.random.default_rng([self.seed, key])
-        i = self.index[j]
-        H, W = self.sizes[i]
-        if self.lr_mode == 'fly':
-            y, x = int(rng.integers(0, H - self.hr_patch + 1)), int(rng.integers(0, W - self.hr_patch + 1))
-        else:
-            s = self.scale
-            y, x = s * int(rng.integers(0, H // s - self.patch + 1)), s * int(rng.integers(0, W // s - self.patch + 1))
-        flip, rot = (bool(rng.integers(2)), int(rng.integers(4))) if self.augment else (False, 0)
-        return dict(image=i, name=self.files[i].name, y=y, x=x, flip=flip, rot=rot)
+# %% ../nbs/12_data.ipynb #e1ec88c0
+def _SRPatches_image_sizes(self: SRPatches) -> list[tuple[int, int]]:
+    "(H, W) of every image: from the cache, or from the files' headers."
+    if self.cache is None: return [tuple(map(int, image_size(f))) for f in self.files]
+    with h5py.File(self.cache, 'r') as h:
+        return [tuple(map(int, h['hr'][f'{i:06d}'].shape[:2])) for i in range(len(self.files))]
 
-    def _crop(self, group: str, i: int, y: int, x: int, n: int) -> torch.Tensor:
-        if self.cache is not None:
-            a = self._file()[group][f'{i:06d}'][y:y + n, x:x + n]
-            return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
-        img = load_image(self.files[i]) if group == 'hr' else self._lr_mem[i]
-        return img[:, y:y + n, x:x + n]
+def _SRPatches_usable_images(self: SRPatches) -> list[int]:
+    "The images large enough for one patch; the others are skipped with a warning, and none at all is an error."
+    s, p = self.scale, self.patch
+    usable = [(H // s >= p and W // s >= p) if self.lr_mode == 'precomputed' else (H >= self.hr_patch and W >= self.hr_patch)
+              for H, W in self.sizes]
+    if not any(usable):
+        raise ValueError(f"no image of {self.set.name} is at least {self.hr_patch}x{self.hr_patch} pixels, the HR "
+                         f"patch at x{s} with {p}x{p} LR patches: use a smaller `patch` or other images")
+    if not all(usable):
+        small = [f.name for f, u in zip(self.files, usable) if not u]
+        warnings.warn(f"{len(small)} of {len(self.files)} images of {self.set.name} are smaller than the "
+                      f"{self.hr_patch}x{self.hr_patch} HR patch and are skipped: {', '.join(small[:5])}"
+                      f"{', ...' if len(small) > 5 else ''}")
+    return [i for i, u in enumerate(usable) if u]
 
-    def __getitem__(self, key):
-        p = self.sample_params(key)
-        i, y, x, s = p['image'], p['y'], p['x'], self.scale
-        hr = self._crop('hr', i, y, x, self.hr_patch)
-        lr = imresize(hr, 1 / s) if self.lr_mode == 'fly' else self._crop(f'lr_x{s}', i, y // s, x // s, self.patch)
-        lr, hr = to_rgb(lr), to_rgb(hr)
-        return dihedral(lr, p['flip'], p['rot']).contiguous(), dihedral(hr, p['flip'], p['rot']).contiguous()
+SRPatches._image_sizes = _SRPatches_image_sizes
+SRPatches._usable_images = _SRPatches_usable_images
+
+# %% ../nbs/12_data.ipynb #5a8f1157
+def _SRPatches_sample_params(self: SRPatches, key) -> dict:
+    "The random choices of sample `key`: image, HR crop corner (y, x), flip, rotation."
+    if isinstance(key, (tuple, list)): j, rng = int(key[0]), np.random.default_rng(int(key[1]))
+    else:
+        key = int(key)
+        if not 0 <= key < len(self): raise IndexError(f"index {key} out of range for {len(self)} samples")
+        j, rng = key % len(self.index), np.random.default_rng([self.seed, key])
+    i = self.index[j]
+    H, W = self.sizes[i]
+    if self.lr_mode == 'fly':
+        y, x = int(rng.integers(0, H - self.hr_patch + 1)), int(rng.integers(0, W - self.hr_patch + 1))
+    else:
+        s = self.scale
+        y, x = s * int(rng.integers(0, H // s - self.patch + 1)), s * int(rng.integers(0, W // s - self.patch + 1))
+    flip, rot = (bool(rng.integers(2)), int(rng.integers(4))) if self.augment else (False, 0)
+    return dict(image=i, name=self.files[i].name, y=y, x=x, flip=flip, rot=rot)
+
+def _SRPatches_crop(self: SRPatches, group: str, i: int, y: int, x: int, n: int) -> torch.Tensor:
+    if self.cache is not None:
+        a = self._file()[group][f'{i:06d}'][y:y + n, x:x + n]
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+    img = load_image(self.files[i]) if group == 'hr' else self._lr_mem[i]
+    return img[:, y:y + n, x:x + n]
+
+def _SRPatches_getitem(self: SRPatches, key):
+    p = self.sample_params(key)
+    i, y, x, s = p['image'], p['y'], p['x'], self.scale
+    hr = self._crop('hr', i, y, x, self.hr_patch)
+    lr = imresize(hr, 1 / s) if self.lr_mode == 'fly' else self._crop(f'lr_x{s}', i, y // s, x // s, self.patch)
+    lr, hr = to_rgb(lr), to_rgb(hr)
+    return dihedral(lr, p['flip'], p['rot']).contiguous(), dihedral(hr, p['flip'], p['rot']).contiguous()
+
+SRPatches.sample_params = _SRPatches_sample_params
+SRPatches._crop = _SRPatches_crop
+SRPatches.__getitem__ = _SRPatches_getitem
 
 # %% ../nbs/12_data.ipynb #c026
 class Normalize(nn.Module):

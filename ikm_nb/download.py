@@ -362,6 +362,7 @@ def fetch(source,                    # a name in `SOURCES` or a `Source`
     if not keep_archive: archive.unlink()
     return dest
 
+# %% ../nbs/13_download.ipynb #fc3aed5c
 def download_div2k(root=None, # the data folder (default: the repository's data/)
                    progress: bool = True, # progress bars
                    valid: bool = False, # also the 100 validation images, into data/benchmarks/DIV2K_valid/

@@ -204,6 +204,7 @@ class TiledPooling:
         self.known.append((self.sums / (sizes[0][:, None] * sizes[1][None, :]).to(self.sums.device)).float())
         self.sums = None
 
+# %% ../nbs/21_evaluate.ipynb #3042f0a3
 def receptive_radius(model: nn.Module) -> int:
     """An upper bound (input pixels) of how far any feature of `model` depends on its input: the sum of its convolutions' radii
     dilation * (k - 1) / 2, as if every one lay on one path (in a dense unit the longest path does pass every layer). For networks
@@ -302,6 +303,7 @@ def evaluate(model: nn.Module, # SR model for `scale`, RGB [0, 1] in and out
         with atomic_path(csv) as tmp: df.to_csv(tmp, index=False)
     return df
 
+# %% ../nbs/21_evaluate.ipynb #cdff0ace
 def evaluate_set(model, # SR model, RGB [0, 1] in and out
                  name: str, # a benchmark name or a folder
                  scale: int | None = None, # default: the model's

@@ -268,16 +268,6 @@ class _IKMConvNd:
         "Whether `forward` uses an `attention=` computed by the caller (e.g. shared by a dense unit): fast path, mode not 'off'."
         return self.mode != 'off' and self.active_impl == 'fast'
 
-    def _explicit_padding(self, x):
-        "Pad `x` unless the padding is plain zeros given as numbers; return (x, numeric padding)."
-        nd = x.dim() - 2
-        if self.padding_mode != 'zeros':
-            return F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode), (0,) * nd
-        if isinstance(self.padding, str):
-            if self.padding == 'valid': return x, (0,) * nd
-            return F.pad(x, self._reversed_padding_repeated_twice), (0,) * nd   # 'same'
-        return x, tuple(self.padding)
-
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         "The CAG attention of `x`, (B, c_in, *k)."
         return cag(x, self.kernel_size, self.t, impl=self.active_impl)
@@ -299,37 +289,50 @@ class _IKMConvNd:
                                  f"expected {(x.shape[0], self.in_channels, *self.kernel_size)}")
             a = attention
         else: a = self.attention(x)
-        y = self.modulated_conv(x, a)
+        y = self.modulated_conv(x, a)   # below
         return y if self.bias is None else y + self.bias.view(1, -1, *([1] * (x.dim() - 2)))
-
-    def modulated_conv(self, x: torch.Tensor, # (B, c_in', *spatial)
-                       a: torch.Tensor, # the attention of `x`, (B, c_in', *k)
-                       weight: torch.Tensor | None = None, # (c_out', c_in' / groups, *k); None: the layer's own
-                       iso_reduction: str | None = None, # 'mean' | 'sum': overrides the layer's IsO rule for this call
-                      ) -> torch.Tensor: # (B, c_out', *spatial_out), without the bias
-        """The layer's IKM convolution (its mode, implementation and IsO rule) of `x` with attention `a`, by `weight`: the
-        layer's own, or e.g. input-channel slices of several layers' kernels stacked along c_out (see `DenseUnit`, which takes
-        the IsO sum here and divides the gradient of all its kernels at once)."""
-        w = self.weight if weight is None else weight
-        red = self.iso_reduction if iso_reduction is None else _check_choice(iso_reduction, ISO_REDUCTIONS, 'iso_reduction')
-        x, padding = self._explicit_padding(x)
-        args = (self.stride, padding, self.dilation, self.groups)
-        fast = self.active_impl == 'fast'
-        if self.mode == 'go':   # footnote 1: one kernel, the batch-averaged attention, an ordinary convolution
-            return _convnd(x.dim() - 2)(x, modulate(w, a.mean(0, keepdim=True), self.groups)[0], None, *args)
-        if _exporting(): return _receptive_field_conv(x, w, a, *args)   # 'iso' and 'exact' infer alike
-        if not fast and self.mode == 'exact':
-            return ikm_conv(x, modulate(w, a, self.groups), None, *args)
-        if fast and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):   # no backward: the forward alone
-            y = _fast._IsOConv.apply_kernels(x, modulate(w, a, self.groups), args, _fast._batch_conv_choice(x))
-        elif fast:
-            y = _fast._IsOConv.apply(x, w, a, *args, red, self.iso_replicas, self.mode, _fast._batch_conv_choice(x))
-        else:
-            y = _AuthorsIsOConv.apply(x, w, a, *args, red, self.iso_replicas)
-        return y.view(x.shape[0], -1, *y.shape[2:])   # a view made outside the Function: in-place ops on it are allowed
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mode={self.mode!r}, t={self.t!r}" + (f", impl={self.impl!r}" if self.impl else '')
+
+# %% ../nbs/01_ikm.ipynb #35dc978b
+def _explicit_padding(self: _IKMConvNd, x):
+    "Pad `x` unless the padding is plain zeros given as numbers; return (x, numeric padding)."
+    nd = x.dim() - 2
+    if self.padding_mode != 'zeros':
+        return F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode), (0,) * nd
+    if isinstance(self.padding, str):
+        if self.padding == 'valid': return x, (0,) * nd
+        return F.pad(x, self._reversed_padding_repeated_twice), (0,) * nd   # 'same'
+    return x, tuple(self.padding)
+
+def _modulated_conv(self: _IKMConvNd, x: torch.Tensor, # (B, c_in', *spatial)
+                    a: torch.Tensor, # the attention of `x`, (B, c_in', *k)
+                    weight: torch.Tensor | None = None, # (c_out', c_in' / groups, *k); None: the layer's own
+                    iso_reduction: str | None = None, # 'mean' | 'sum': overrides the layer's IsO rule for this call
+                   ) -> torch.Tensor: # (B, c_out', *spatial_out), without the bias
+    """The layer's IKM convolution (its mode, implementation and IsO rule) of `x` with attention `a`, by `weight`: the
+    layer's own, or e.g. input-channel slices of several layers' kernels stacked along c_out (see `DenseUnit`, which takes
+    the IsO sum here and divides the gradient of all its kernels at once)."""
+    w = self.weight if weight is None else weight
+    red = self.iso_reduction if iso_reduction is None else _check_choice(iso_reduction, ISO_REDUCTIONS, 'iso_reduction')
+    x, padding = self._explicit_padding(x)
+    args = (self.stride, padding, self.dilation, self.groups)
+    fast = self.active_impl == 'fast'
+    if self.mode == 'go':   # footnote 1: one kernel, the batch-averaged attention, an ordinary convolution
+        return _convnd(x.dim() - 2)(x, modulate(w, a.mean(0, keepdim=True), self.groups)[0], None, *args)
+    if _exporting(): return _receptive_field_conv(x, w, a, *args)   # 'iso' and 'exact' infer alike
+    if not fast and self.mode == 'exact':
+        return ikm_conv(x, modulate(w, a, self.groups), None, *args)
+    if fast and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):   # no backward: the forward alone
+        y = _fast._IsOConv.apply_kernels(x, modulate(w, a, self.groups), args, _fast._batch_conv_choice(x))
+    elif fast:
+        y = _fast._IsOConv.apply(x, w, a, *args, red, self.iso_replicas, self.mode, _fast._batch_conv_choice(x))
+    else:
+        y = _AuthorsIsOConv.apply(x, w, a, *args, red, self.iso_replicas)
+    return y.view(x.shape[0], -1, *y.shape[2:])   # a view made outside the Function: in-place ops on it are allowed
+
+_IKMConvNd._explicit_padding, _IKMConvNd.modulated_conv = _explicit_padding, _modulated_conv
 
 # %% ../nbs/01_ikm.ipynb #08fc888f
 _KEYWORDS_DOC = """

@@ -383,6 +383,7 @@ def paired_lines(summary: pd.DataFrame, # `paired_summary`' output
                 f"(p = {r.p:.2g}, Holm {r.p_holm:.2g}; detectable at 80%: {r.mde:.{digits}f} {unit}): **{r.verdict}**")
     return [line(r) for _, r in summary.iterrows()]
 
+# %% ../nbs/24_reproduce.ipynb #9d6592fb
 def uhdn_run_name(profile: str, # the notebook's profile
                   scale: int, # upscaling factor
                   seed: int, # the run's seed

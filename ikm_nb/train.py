@@ -76,27 +76,36 @@ class TrainConfig:
     device: str | None = None          # default: CUDA when present, else CPU
 
     def __post_init__(self):
-        if self.scale not in (2, 3, 4): raise ValueError(f"scale must be 2, 3 or 4, got {self.scale}")
         if self.depths is not None: self.depths = tuple(self.depths)
-        if self.amp not in ('off', 'bf16'): raise ValueError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
-        if self.loss not in ('l1', 'l2'): raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
-        if self.optimizer not in ('adam', 'sgd'): raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        for k in ('log_every', 'lr_step'):
-            if getattr(self, k) < 1: raise ValueError(f"{k} must be at least 1, got {getattr(self, k)}")
-        for k in ('val_every', 'ckpt_every', 'workers'):
-            if getattr(self, k) < 0: raise ValueError(f"{k} must be 0 (never / none) or more, got {getattr(self, k)}")
-        if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.lr_gamma) and self.lr_gamma > 0):
-            raise ValueError(f"lr and lr_gamma must be positive and finite, got lr={self.lr}, lr_gamma={self.lr_gamma}")
-        if self.batch < 1 or self.steps < 0 or self.patch < 4:
-            raise ValueError("batch >= 1, steps >= 0 and patch >= 4 are required")
+        _check_train_config(self)   # below
 
-    def to_dict(self) -> dict: return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-    @classmethod
-    def from_dict(cls, d: dict) -> 'TrainConfig':
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown: raise ValueError(f"unknown training settings {sorted(unknown)}")
-        return cls(**d)
+# %% ../nbs/22_train.ipynb #a8df0859
+def _check_train_config(cfg: TrainConfig):
+    "A clear error, naming the setting and its range, for a value no run can use."
+    if cfg.scale not in (2, 3, 4): raise ValueError(f"scale must be 2, 3 or 4, got {cfg.scale}")
+    if cfg.amp not in ('off', 'bf16'): raise ValueError(f"amp must be 'off' or 'bf16', got {cfg.amp!r}")
+    if cfg.loss not in ('l1', 'l2'): raise ValueError(f"loss must be 'l1' or 'l2', got {cfg.loss!r}")
+    if cfg.optimizer not in ('adam', 'sgd'): raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
+    for k in ('log_every', 'lr_step'):
+        if getattr(cfg, k) < 1: raise ValueError(f"{k} must be at least 1, got {getattr(cfg, k)}")
+    for k in ('val_every', 'ckpt_every', 'workers'):
+        if getattr(cfg, k) < 0: raise ValueError(f"{k} must be 0 (never / none) or more, got {getattr(cfg, k)}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0 and math.isfinite(cfg.lr_gamma) and cfg.lr_gamma > 0):
+        raise ValueError(f"lr and lr_gamma must be positive and finite, got lr={cfg.lr}, lr_gamma={cfg.lr_gamma}")
+    if cfg.batch < 1 or cfg.steps < 0 or cfg.patch < 4:
+        raise ValueError("batch >= 1, steps >= 0 and patch >= 4 are required")
+
+def _train_config_to_dict(self: TrainConfig) -> dict:
+    "A plain, JSON-ready dict (tuples as lists): the run's config.json."
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+def _train_config_from_dict(cls, d: dict) -> TrainConfig:
+    "The config of `d` (e.g. a run's config.json); missing settings take the defaults, unknown ones raise."
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown: raise ValueError(f"unknown training settings {sorted(unknown)}")
+    return cls(**d)
+
+TrainConfig.to_dict, TrainConfig.from_dict = _train_config_to_dict, classmethod(_train_config_from_dict)
 
 # %% ../nbs/22_train.ipynb #c006
 PROFILES = {
@@ -384,6 +393,15 @@ def _seeded_model(cfg: TrainConfig, device, world: int):
     for m in ikm_layers(model): m.iso_replicas = world
     return model, layout
 
+def _find_sets(cfg: TrainConfig):
+    """The training images of `cfg.train_set`; a missing validation set, which the run would only miss at its first
+    validation, stops it here too."""
+    images = find_train_set(cfg.train_set)
+    if cfg.val_set and cfg.val_every:
+        from ikm_nb.data import find_benchmark
+        find_benchmark(cfg.val_set)
+    return images
+
 def _validate(model, cfg: TrainConfig, step: int, best: float | None, log) -> float:
     "The mean PSNR on `cfg.val_set` (main process), logged beside the best so far."
     from ikm_nb.evaluate import evaluate_set
@@ -450,10 +468,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     opt, sched = _optimizer(cfg, model)
     run_dir = (repo_root() / cfg.out_dir if not Path(cfg.out_dir).is_absolute() else Path(cfg.out_dir)) / run_name(cfg, mconf)
     ckpt_dir = run_dir / 'checkpoints'
-    images = find_train_set(cfg.train_set)   # resolved once (a missing set stops here), recorded in every checkpoint
-    if cfg.val_set and cfg.val_every:   # a validation set the run would only miss at its first validation: found now
-        from ikm_nb.data import find_benchmark
-        find_benchmark(cfg.val_set)
+    images = _find_sets(cfg)   # resolved once (a missing set stops here), recorded in every checkpoint
     record = data_record(images)
     with _run_lock(run_dir, main):   # one process per run folder; the OS drops the lock if the process dies
         if main: _clear_run_dir(run_dir, resume)

@@ -158,6 +158,7 @@ def argument_comments(source: str, # a module's source
             found[node.name] = of(init) if init is not None else fields(node)
     return {k: v for k, v in found.items() if v}
 
+# %% ../nbs/00_utils.ipynb #5872c364
 def document_arguments(namespace: dict, # a module's globals(): its `__all__` and `__file__` are used
                       ) -> None:
     """Append an `Arguments:` block (one line per commented argument, then `Returns:`) to the docstring of each public
