@@ -4,9 +4,10 @@
 
 # %% ../nbs/23_cli.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, json, math, sys, typing
+import argparse, dataclasses, inspect, json, math, sys, typing
 from pathlib import Path
 import torch
+from .utils import argument_comments
 
 # %% auto #0
 __all__ = ['check_output_file', 'cmd_train', 'cmd_eval', 'cmd_upscale', 'cmd_export', 'cmd_complexity', 'cmd_reproduce', 'parser',
@@ -14,17 +15,20 @@ __all__ = ['check_output_file', 'cmd_train', 'cmd_eval', 'cmd_upscale', 'cmd_exp
 
 # %% ../nbs/23_cli.ipynb #c005
 def _train_flags(p: argparse.ArgumentParser):
-    from ikm_nb.train import TrainConfig
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
+    "One flag per `TrainConfig` field, its help the field's comment (what `help(TrainConfig)` shows)."
+    import ikm_nb.train as tr
+    hints = typing.get_type_hints(tr.TrainConfig)
+    try: notes = argument_comments(inspect.getsource(tr)).get('TrainConfig', {})
+    except (OSError, TypeError): notes = {}   # no source (a frozen build): flags without help
+    for f in dataclasses.fields(tr.TrainConfig):
         flag, h = '--' + f.name.replace('_', '-'), str(hints[f.name])
-        if f.name == 'depths': p.add_argument(flag, type=int, nargs='+', default=None)
-        elif 'bool' in h: p.add_argument(flag, type=lambda v: v.lower() in ('1', 'true', 'yes', 'on'), default=None,
-                                         metavar='{true,false}')
-        elif f.name == 't': p.add_argument(flag, default=None, help="CAG threshold: a number, 'mean' or 'median'")
-        elif 'int' in h and 'float' not in h: p.add_argument(flag, type=int, default=None)
-        elif 'float' in h: p.add_argument(flag, type=float, default=None)
-        else: p.add_argument(flag, default=None)
+        kw = dict(default=None, help=notes.get(f.name, '').replace('%', '%%') or None)
+        if f.name == 'depths': p.add_argument(flag, type=int, nargs='+', **kw)
+        elif 'bool' in h: p.add_argument(flag, type=lambda v: v.lower() in ('1', 'true', 'yes', 'on'), metavar='{true,false}', **kw)
+        elif f.name == 't': p.add_argument(flag, **kw)   # a number, 'mean' or 'median' (`_parse_t`)
+        elif 'int' in h and 'float' not in h: p.add_argument(flag, type=int, **kw)
+        elif 'float' in h: p.add_argument(flag, type=float, **kw)
+        else: p.add_argument(flag, **kw)
 
 def _parse_t(v):
     if v is None or v in ('mean', 'median'): return v

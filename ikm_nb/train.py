@@ -40,7 +40,7 @@ class TrainConfig:
     growth: int | None = None          # g, growth rate of the dense units
     ikm: bool | None = None            # IKM in the dense units' 3x3 convs
     mode: str | None = None            # IKM mode: 'iso' | 'exact' | 'go' | 'off'
-    t: float | str | None = None       # CAG threshold
+    t: float | str | None = None       # CAG threshold (Eq. 10): a number, 'mean' or 'median'
     iso_reduction: str | None = None   # IsO weight gradient: 'mean' over the batch (the authors) or 'sum' (Eq. 15)
     block: str | None = None           # body block: 'uhdb' | 'rdb' | 'rb' (Table III)
     u_residual: bool | None = None     # U-style residual learning (Eq. 19); False: units chained (Table V)

@@ -99,3 +99,16 @@ def test_export_onnx_runs_like_the_model_and_refuses_bad_output(tmp_path, tiny_w
     r = ikm('export', tmp_path / 'tiny.tflite', '--weights', tiny_weights)
     assert r.returncode == 2 and '.onnx' in r.stderr and not (tmp_path / 'tiny.tflite').exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ['tiny.onnx']   # no temporary file left
+
+def test_train_help_explains_every_setting():
+    "`ikm train --help` gives each TrainConfig field's comment as its flag's help, the same text `help(TrainConfig)` shows."
+    import argparse, dataclasses
+    from ikm_nb.cli import parser
+    from ikm_nb.train import TrainConfig
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {a.dest: a.help for a in sub.choices['train']._actions}
+    doc = TrainConfig.__doc__
+    for f in dataclasses.fields(TrainConfig):
+        assert flags[f.name], f"--{f.name.replace('_', '-')} has no help"
+        assert f"{f.name}: {flags[f.name]}" in doc, f.name
+    assert flags['lr_gamma'] == '(see lr_step): 0.5 halves it'
