@@ -22,8 +22,9 @@ from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, chec
 
 # %% auto #0
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'StepBatches', 'step_loader', 'model_config',
-           'build_model', 'training_patches', 'data_record', 'file_hashes', 'resolve_channels_last', 'run_name',
-           'graph_model', 'RunBusyError', 'train', 'dist_info', 'setup_distributed']
+           'build_model', 'training_patches', 'data_record', 'file_hashes', 'load_matching_weights',
+           'resolve_channels_last', 'run_name', 'graph_model', 'RunBusyError', 'train', 'dist_info',
+           'setup_distributed']
 
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
@@ -64,6 +65,8 @@ class TrainConfig:
     cudnn_benchmark: bool = False      # CUDA: let cuDNN time its algorithms once for the fixed patch size (no effect on an H100)
     channels_last: bool | None = None  # model and batches channels-last; None: on the CPU (1.2x faster there), not on CUDA
     seed: int = 0                      # seeds the initial weights and the patches of every step
+    init_weights: str | None = None    # start from this weights or checkpoint file's tensors of matching name and shape
+                                       # (e.g. x2 weights for an x3 run: all but the upsampler); relative: to the repository root
     # validation, logging, checkpoints
     val_set: str | None = 'Set5'       # PSNR on this set every val_every steps (None: never)
     val_every: int = 5_000             # updates between validations (0: none), and one at the last step
@@ -214,6 +217,28 @@ def file_hashes(files, # files to hash
     if changed:
         with contextlib.suppress(OSError): atomic_write_text(cache, json.dumps(known))   # (a cache: unwritable is fine)
     return out
+
+# %% ../nbs/22_train.ipynb #6c2ee6dc
+_INIT_MAY_DIFFER = ('scale', 'ikm', 'mode', 't', 'iso_reduction')   # model settings that keep every tensor's shape but the upsampler's
+
+def load_matching_weights(model: nn.Module, # a model built by `build_model` (or `uhdn`)
+                          path, # a weights or checkpoint file of a network of the same shape (other scale and IKM settings allowed)
+                         ) -> dict: # {'loaded': tensor names copied, 'skipped': names left as they were, 'sha256': the file's}
+    """Copy into `model` (in place) every tensor of the file at `path` whose name and shape match its own, as EDSR starts its
+    x3 and x4 networks from the x2 one; the rest (an upsampler of another scale) keeps its initial values. A file of a network
+    that differs in anything but scale and the IKM settings is refused, naming the difference."""
+    from ikm_nb.download import sha256_file
+    state = load_checkpoint(path)
+    mine, theirs = model_config_dict(model), state['model_config']
+    differ = sorted(k for k in set(mine) | set(theirs) if k not in _INIT_MAY_DIFFER and mine.get(k) != theirs.get(k))
+    if differ:
+        why = ', '.join(f'{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here' for k in differ)
+        raise CheckpointError(f"{path} is a network of another shape ({why}); init_weights takes one that differs at most in "
+                              "scale and the IKM settings")
+    own = model.state_dict()
+    match = {k: v for k, v in state['model'].items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(match, strict=False)
+    return dict(loaded=sorted(match), skipped=sorted(set(own) - set(match)), sha256=sha256_file(path))
 
 # %% ../nbs/22_train.ipynb #ae480bcb
 def _optimizer(cfg: TrainConfig, model: nn.Module):
@@ -386,12 +411,20 @@ def _finite_loss(loss: torch.Tensor, step: int, cfg: TrainConfig) -> float:
 
 # %% ../nbs/22_train.ipynb #24e1c07c
 def _seeded_model(cfg: TrainConfig, device, world: int):
-    "The model of `cfg` from the run's seed (the same initial weights on every rank), on `device`, and its memory layout."
+    """The model of `cfg` from the run's seed (the same initial weights on every rank), then `init_weights` if set, on
+    `device`; its memory layout; and what `load_matching_weights` copied (None without init_weights)."""
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
     layout = torch.channels_last if resolve_channels_last(cfg, device) else torch.preserve_format
-    model = build_model(cfg).to(device, memory_format=layout)
+    model, init = build_model(cfg), None
+    if cfg.init_weights: init = load_matching_weights(model, repo_root() / cfg.init_weights)   # (an absolute path stays)
+    model = model.to(device, memory_format=layout)
     for m in ikm_layers(model): m.iso_replicas = world
-    return model, layout
+    return model, layout, init
+
+def _init_note(cfg: TrainConfig, init: dict) -> str:
+    "The train.log line that says where the initial weights came from."
+    return (f"initial weights: {len(init['loaded'])} tensors from {cfg.init_weights} (sha256 {init['sha256'][:16]}), "
+            f"{len(init['skipped'])} from the seed: {', '.join(init['skipped']) or 'none'}")
 
 def _find_sets(cfg: TrainConfig):
     """The training images of `cfg.train_set`; a missing validation set, which the run would only miss at its first
@@ -402,6 +435,7 @@ def _find_sets(cfg: TrainConfig):
         find_benchmark(cfg.val_set)
     return images
 
+# %% ../nbs/22_train.ipynb #2199a9a5
 def _validate(model, cfg: TrainConfig, step: int, best: float | None, log) -> float:
     "The mean PSNR on `cfg.val_set` (main process), logged beside the best so far."
     from ikm_nb.evaluate import evaluate_set
@@ -461,9 +495,8 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
           max_seconds: float | None = None, # stop after this much training time (a checkpoint is written; resume continues)
          ) -> dict: # summary: run_dir, step, loss, best_psnr, seconds
     "Train a model with `cfg`; everything it produces goes to `results/runs/<run_name>/`."
-    rank, world, device = setup_distributed(cfg.device)
-    main = rank == 0
-    model, layout = _seeded_model(cfg, device, world)
+    rank, world, device = setup_distributed(cfg.device); main = rank == 0
+    model, layout, init = _seeded_model(cfg, device, world)
     mconf = model_config_dict(model)
     opt, sched = _optimizer(cfg, model)
     run_dir = (repo_root() / cfg.out_dir if not Path(cfg.out_dir).is_absolute() else Path(cfg.out_dir)) / run_name(cfg, mconf)
@@ -478,6 +511,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         if main: run_info, metrics = _run_files(run_dir, cfg, mconf, world, device, layout, start)
         log = _logger(run_dir / 'train.log', main, fresh=start == 0)
         log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
+        if init and not start: log.info(_init_note(cfg, init))
         ds = _step_batches(cfg, images, record, rank, world, progress, run_dir, run_info if main else None)
         stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
         loss_fn = F.l1_loss if cfg.loss == 'l1' else F.mse_loss

@@ -232,3 +232,17 @@ def test_dense_buffer_trains_the_same_bits(tmp_path, monkeypatch, arch):
                                            run_name=f'b{force}'), progress=False)
         assert used and all(u == force for u in used)
     assert_same(weights(runs[False]['run_dir']), weights(runs[True]['run_dir']))
+
+def test_init_weights_starts_x3_from_x2_and_is_part_of_the_run(tmp_path):
+    "x3 from trained x2 weights: all but the upsampler copied (train.log says so); a resume with another init is refused."
+    from ikm_nb.checkpoint import load_checkpoint
+    x2 = train(profile_config('smoke', steps=2, out_dir=str(tmp_path), run_name='x2'), progress=False)
+    w2 = Path(x2['run_dir']) / 'checkpoints' / 'latest.pt'
+    kw = dict(scale=3, optimizer='sgd', lr=1e-30, out_dir=str(tmp_path), run_name='x3')   # one update that changes nothing
+    x3 = train(profile_config('smoke', steps=1, init_weights=str(w2), **kw), progress=False)
+    got, want = load_checkpoint(Path(x3['run_dir']) / 'checkpoints' / 'latest.pt')['model'], load_checkpoint(w2)['model']
+    assert [k for k in want if not torch.equal(got[k], want[k])] == ['upsample.0.weight']   # shapes differ there
+    log = (Path(x3['run_dir']) / 'train.log').read_text()
+    assert f"tensors from {w2}" in log and "1 from the seed: upsample.0.weight" in log
+    with pytest.raises(CheckpointError, match='init_weights'):
+        train(profile_config('smoke', steps=2, **kw), progress=False)
