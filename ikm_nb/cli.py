@@ -24,7 +24,8 @@ def _train_flags(p: argparse.ArgumentParser):
         flag, h = '--' + f.name.replace('_', '-'), str(hints[f.name])
         kw = dict(default=None, help=notes.get(f.name, '').replace('%', '%%') or None)
         if f.name == 'depths': p.add_argument(flag, type=int, nargs='+', **kw)
-        elif 'bool' in h: p.add_argument(flag, type=lambda v: v.lower() in ('1', 'true', 'yes', 'on'), metavar='{true,false}', **kw)
+        elif 'bool' in h:
+            p.add_argument(flag, type=lambda v: v.lower() in ('1', 'true', 'yes', 'on'), metavar='{true,false}', **kw)
         elif f.name == 't': p.add_argument(flag, **kw)   # a number, 'mean' or 'median' (`_parse_t`)
         elif 'int' in h and 'float' not in h: p.add_argument(flag, type=int, **kw)
         elif 'float' in h: p.add_argument(flag, type=float, **kw)
@@ -80,7 +81,8 @@ def cmd_train(a):
         st = load_checkpoint(ck)
         dev = res['device'] + (f" ({torch.cuda.get_device_name()})" if res['device'].startswith('cuda') else '')
         budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr,
-                      seconds=round(res['seconds'], 1), device=dev, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
+                      seconds=st.get('seconds', round(res['seconds'], 1)),
+                      device=dev, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
                       arch=cfg.arch, mode=st['model_config'].get('mode'))
         save_weights(a.save_weights, model_from_checkpoint(st), budget=budget)
         print(f"weights written to {a.save_weights}")

@@ -219,10 +219,11 @@ def file_hashes(files, # files to hash
     return out
 
 # %% ../nbs/22_train.ipynb #6c2ee6dc
-_INIT_MAY_DIFFER = ('scale', 'ikm', 'mode', 't', 'iso_reduction')   # model settings that keep every tensor's shape but the upsampler's
+# the model settings init_weights may differ in: each keeps the shape of every tensor but the upsampler's
+_INIT_MAY_DIFFER = ('scale', 'ikm', 'mode', 't', 'iso_reduction')
 
 def load_matching_weights(model: nn.Module, # a model built by `build_model` (or `uhdn`)
-                          path, # a weights or checkpoint file of a network of the same shape (other scale and IKM settings allowed)
+                          path, # a weights or checkpoint file of a network of the same shape (scale and IKM settings may differ)
                          ) -> dict: # {'loaded': tensor names copied, 'skipped': names left as they were, 'sha256': the file's}
     """Copy into `model` (in place) every tensor of the file at `path` whose name and shape match its own, as EDSR starts its
     x3 and x4 networks from the x2 one; the rest (an upsampler of another scale) keeps its initial values. A file of a network
@@ -390,8 +391,10 @@ def _clear_run_dir(run_dir: Path, resume: bool):
     if not resume: _move_aside(run_dir)
     for tmp in (run_dir / 'checkpoints').glob('.*.tmp'): tmp.unlink(missing_ok=True)   # (never a half-written .pt)
 
-def _resume_from(path: Path, model, opt, sched, mconf: dict, cfg: TrainConfig, record: dict, device) -> tuple[int, float | None]:
-    "Load the checkpoint at `path` into the model, optimizer, scheduler and RNGs, once it is shown to continue this run."
+def _resume_from(path: Path, model, opt, sched, mconf: dict, cfg: TrainConfig, record: dict,
+                 device) -> tuple[int, float | None, float]:
+    """Load the checkpoint at `path` into the model, optimizer, scheduler and RNGs, once it is shown to continue this run;
+    return its step, best PSNR and training seconds (of all the parts that made it; 0 in a checkpoint that predates them)."""
     st = load_checkpoint(path, map_location=device)
     check_compatible(st, mconf, path)
     _check_resume(st.get('train_config'), cfg, path, st['model_config'], mconf)
@@ -399,7 +402,7 @@ def _resume_from(path: Path, model, opt, sched, mconf: dict, cfg: TrainConfig, r
     model.load_state_dict(with_normalisation(st['model'], model))
     opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
     set_rng_state(st['rng'])
-    return st['step'], st.get('best_psnr')
+    return st['step'], st.get('best_psnr'), st.get('seconds', 0.0)
 
 def _finite_loss(loss: torch.Tensor, step: int, cfg: TrainConfig) -> float:
     "The loss as a number (a wait for the GPU); a clear error once it is not finite."
@@ -480,12 +483,12 @@ def _trained_net(model, cfg: TrainConfig, device, world: int, graphed: bool, amp
     if world > 1: return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None)
     return graph_model(model, (cfg.batch, 3, cfg.patch, cfg.patch), device, amp, log) if graphed else model
 
-def _save(path: Path, model, opt, sched, step: int, cfg: TrainConfig, best, record: dict, loss_v: float):
-    "A checkpoint of finite weights only (a clear error otherwise: nothing non-finite is ever written)."
+def _save(path: Path, model, opt, sched, step: int, cfg: TrainConfig, best, record: dict, loss_v: float, seconds: float):
+    "A checkpoint of finite weights only (a clear error otherwise: nothing non-finite is ever written); `seconds` trained so far."
     if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):   # one wait for the GPU
         raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning "
                                  "rate or use amp='off'; no checkpoint of them was written")
-    save_checkpoint(path, model, opt, sched, step, cfg, best, data=record)
+    save_checkpoint(path, model, opt, sched, step, cfg, best, data=record, seconds=round(seconds, 1))
 
 # %% ../nbs/22_train.ipynb #955a04a3
 def train(cfg: TrainConfig, # every setting (see `profile_config`)
@@ -493,7 +496,7 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
           progress: bool = True, # show a progress bar
           stop_after: int | None = None, # stop (as if interrupted) after this many updates of this call; for tests
           max_seconds: float | None = None, # stop after this much training time (a checkpoint is written; resume continues)
-         ) -> dict: # summary: run_dir, step, loss, best_psnr, seconds
+         ) -> dict: # summary: run_dir, step, loss, best_psnr, seconds (this call's), total_seconds (all parts'), device, world
     "Train a model with `cfg`; everything it produces goes to `results/runs/<run_name>/`."
     rank, world, device = setup_distributed(cfg.device); main = rank == 0
     model, layout, init = _seeded_model(cfg, device, world)
@@ -505,9 +508,9 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     record = data_record(images)
     with _run_lock(run_dir, main):   # one process per run folder; the OS drops the lock if the process dies
         if main: _clear_run_dir(run_dir, resume)
-        start, best = 0, None
+        start, best, before = 0, None, 0.0   # (before: training seconds of the earlier parts of a resumed run)
         if resume and (ckpt_dir / 'latest.pt').exists():
-            start, best = _resume_from(ckpt_dir / 'latest.pt', model, opt, sched, mconf, cfg, record, device)
+            start, best, before = _resume_from(ckpt_dir / 'latest.pt', model, opt, sched, mconf, cfg, record, device)
         if main: run_info, metrics = _run_files(run_dir, cfg, mconf, world, device, layout, start)
         log = _logger(run_dir / 'train.log', main, fresh=start == 0)
         log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
@@ -520,8 +523,9 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         net = _trained_net(model, cfg, device, world, graphed, amp, log)
         bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), dynamic_ncols=True, desc=run_dir.name[:40])
         t0, loss_v, step = time.perf_counter(), float('nan'), start
-        def checkpoint(name='latest'):   # (of this step, best PSNR and loss, when called)
-            if main: _save(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best, record, loss_v)
+        def checkpoint(name='latest'):   # (of this step, best PSNR, loss and time, when called)
+            if main: _save(ckpt_dir / f'{name}.pt', model, opt, sched, step, cfg, best, record, loss_v,
+                           before + time.perf_counter() - t0)
         net.train()
         for step, batch in enumerate(step_loader(ds, start, stop, cfg.workers), start + 1):
             loss = _update(net, opt, sched, loss_fn, amp, batch, device, layout)
@@ -545,7 +549,8 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
         if world > 1: dist.barrier()
         secs = time.perf_counter() - t0
         log.info(f"stopped at step {step} after {secs:.1f} s; best PSNR {best}")
-        return dict(run_dir=str(run_dir), step=step, loss=loss_v, best_psnr=best, seconds=secs, device=str(device), world=world)
+        return dict(run_dir=str(run_dir), step=step, loss=loss_v, best_psnr=best, seconds=secs, total_seconds=before + secs,
+                    device=str(device), world=world)
 
 # %% ../nbs/22_train.ipynb #c009
 def dist_info() -> tuple[int, int, int]:

@@ -246,3 +246,13 @@ def test_init_weights_starts_x3_from_x2_and_is_part_of_the_run(tmp_path):
     assert f"tensors from {w2}" in log and "1 from the seed: upsample.0.weight" in log
     with pytest.raises(CheckpointError, match='init_weights'):
         train(profile_config('smoke', steps=2, **kw), progress=False)
+
+def test_training_seconds_add_up_over_parts(tmp_path):
+    "A run trained in two parts records the time of both: the checkpoint's seconds = first part's + second part's."
+    cfg = profile_config('smoke', steps=4, out_dir=str(tmp_path), run_name='r')
+    first = train(cfg, stop_after=2, progress=False)
+    s1 = load_checkpoint(Path(first['run_dir']) / 'checkpoints' / 'latest.pt')['seconds']
+    assert s1 == pytest.approx(first['seconds'], abs=0.2) and s1 > 0
+    second = train(cfg, progress=False)
+    s2 = load_checkpoint(Path(second['run_dir']) / 'checkpoints' / 'latest.pt')['seconds']
+    assert s2 == pytest.approx(s1 + second['seconds'], abs=0.3) and second['total_seconds'] == pytest.approx(s2, abs=0.3)
