@@ -175,7 +175,7 @@ def parser() -> argparse.ArgumentParser:
                                 description='IKM / U-HDN super-resolution: train, evaluate, upscale, reproduce the paper.')
     sub = p.add_subparsers(dest='cmd', required=True)
     t = sub.add_parser('train', help='train a model (results/runs/<run_name>/)')
-    t.add_argument('--profile', default='paper', choices=['paper', 'gpu', 'cpu', 'smoke'],
+    t.add_argument('--profile', default='paper', choices=['paper', 'gpu', 'cpu', 'smoke', 'cpu_weights'],
                    help='defaults the other flags override')
     _train_flags(t)
     t.add_argument('--no-resume', action='store_true',

@@ -121,10 +121,14 @@ PROFILES = {
     # one GPU for minutes: the paper's network, batch and patch, on the shipped T91 (a GPU machine may have no network),
     # constant lr 2e-4 (the authors' code); the experiment notebooks set the updates of each run
     'gpu': dict(steps=5_000, lr=2e-4, lr_step=10**9, val_every=1_000, ckpt_every=1_000, log_every=100, train_set='T91'),
+    # the shipped weights, trained on a CPU with bf16 instructions (scripts/train_cpu_weights.sh): the paper's network, batch
+    # and patch, bf16 autocast, the shipped 291 images (T91 + BSD200), lr 2e-4 (the authors' code) halved every 10k updates
+    'cpu_weights': dict(steps=30_000, lr=2e-4, lr_step=10_000, amp='bf16', train_set='291', val_every=1_000, ckpt_every=500,
+                        log_every=100),
 }
 
 def profile_config(profile: str = 'paper', **overrides) -> TrainConfig:
-    "The `TrainConfig` of `profile` ('paper' | 'gpu' | 'cpu' | 'smoke') with `overrides`."
+    "The `TrainConfig` of `profile` ('paper' | 'gpu' | 'cpu' | 'smoke' | 'cpu_weights') with `overrides`."
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}: use one of {list(PROFILES)}")
     return TrainConfig(**{**PROFILES[profile], **{k: v for k, v in overrides.items()}})
 
