@@ -32,6 +32,7 @@ if __name__ == '__main__':
             r = export_model(net, Path(d) / f'uhdn.{fmt}', scale=2)
             runners[r['format']] = _run_exported(Path(r['path']), r['format'], a.threads)
             info[r['format']] = r
+            print(f"{r['format']}: exported and checked in {r['seconds']:.0f} s", flush=True)
         want = net(x)
         times = {k: [] for k in runners}
         for _ in range(a.repeats):
