@@ -2,6 +2,7 @@
 network, on the CPU.
 
     .venv/bin/python benchmarks/export_speed.py [--threads 1] [--size 120 90] [--repeats 5] [--weights shipped] [--formats pt2 onnx]
+                                                [--n-blocks N]
 
 Exports the network once per format with `ikm_nb.evaluate.export_model` (timed; the written file is checked against the eager
 network there), checks the loaded program's output on this image, then times eager and exported, rounds interleaved, and prints
@@ -19,13 +20,16 @@ if __name__ == '__main__':
     ap.add_argument('--size', type=int, nargs=2, default=(120, 90), metavar=('W', 'H'), help='LR image size (default 120 90)')
     ap.add_argument('--repeats', type=int, default=5, help='timed rounds of each (default 5)')
     ap.add_argument('--weights', default='shipped', help="'shipped' (U-HDN+IKM x2) or 'fresh' (random weights, same network)")
+    ap.add_argument('--n-blocks', type=int, default=None,
+                    help="U-HDBs of a smaller U-HDN+IKM with fresh weights (same layers, quicker to export); default: the full one")
     ap.add_argument('--formats', nargs='+', default=['pt2', 'onnx'], choices=['pt2', 'onnx'], help='what to export and time')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    net = uhdn(scale=2, weights='shipped') if a.weights == 'shipped' else uhdn(scale=2).eval()
+    if a.n_blocks: a.weights = 'fresh'
+    net = uhdn(scale=2, weights='shipped') if a.weights == 'shipped' else uhdn(scale=2, n_blocks=a.n_blocks or 4).eval()
     w, h = a.size
     x = torch.rand(1, 3, h, w)
-    print(f"U-HDN+IKM x2 ({a.weights} weights), LR {w}x{h}, {a.threads} thread(s), {a.repeats} rounds; torch {torch.__version__}")
+    print(f"U-HDN+IKM x2, {a.n_blocks or 4} U-HDBs ({a.weights} weights), LR {w}x{h}, {a.threads} thread(s), {a.repeats} rounds; torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as d, torch.no_grad():
         runners, info = {'eager': net}, {}
         for fmt in a.formats:

@@ -679,7 +679,8 @@ def preset(name: str, # a key of PRESETS, e.g. 'uhdn_l'
 
 # %% ../nbs/02_arch.ipynb #b9fda592
 def uhdn(weights=None, # None: fresh weights; 'shipped': this library's trained weights for `scale`; or a weights file
-         **overrides) -> UHDN: # UHDNConfig fields, e.g. scale=4
+         **overrides, # UHDNConfig fields, e.g. scale=4
+        ) -> UHDN:
     """U-HDN+IKM (Sec. IV-B1), e.g. `uhdn(scale=4)` with fresh weights. `uhdn(scale=2, weights='shipped')` is the shipped
     U-HDN+IKM x2 (its training budget: `ikm_nb/weights/README.md`), `uhdn(weights=path)` the network of a checkpoint or
     weights file of this library, each with its input normalisation and in eval mode; `overrides` must then agree with the

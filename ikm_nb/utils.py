@@ -138,7 +138,8 @@ def argument_comments(source: str, # a module's source
         for i, (x, end) in enumerate(zip(args, ends)):
             nxt = ends[i + 1] if i + 1 < len(ends) else (fn.returns.lineno if fn.returns is not None else body)
             if ends.count(end) == 1 and (c := comment_at(end, nxt)): out[x.arg] = c   # (one argument per line only)
-        if fn.returns is not None and fn.returns.end_lineno < body and (c := comment_at(fn.returns.end_lineno, body)):
+        if (fn.returns is not None and fn.returns.end_lineno < body and fn.returns.end_lineno not in ends   # (a line of its own)
+                and (c := comment_at(fn.returns.end_lineno, body))):
             out['return'] = c
         return out
     def fields(cls):   # the annotated fields of a class body, one per line
