@@ -2,7 +2,7 @@
 network, on the CPU.
 
     .venv/bin/python benchmarks/export_speed.py [--threads 1] [--size 120 90] [--repeats 5] [--weights shipped] [--formats pt2 onnx]
-                                                [--n-blocks N]
+                                                [--n-blocks N] [--batch B]
 
 Exports the network once per format with `ikm_nb.evaluate.export_model` (timed; the written file is checked against the eager
 network there), checks the loaded program's output on this image, then times eager and exported, rounds interleaved, and prints
@@ -22,6 +22,7 @@ if __name__ == '__main__':
     ap.add_argument('--weights', default='shipped', help="'shipped' (U-HDN+IKM x2) or 'fresh' (random weights, same network)")
     ap.add_argument('--n-blocks', type=int, default=None,
                     help="U-HDBs of a smaller U-HDN+IKM with fresh weights (same layers, quicker to export); default: the full one")
+    ap.add_argument('--batch', type=int, default=None, help="export for this batch only (export_model's batch); default: dynamic")
     ap.add_argument('--formats', nargs='+', default=['pt2', 'onnx'], choices=['pt2', 'onnx'], help='what to export and time')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -29,11 +30,11 @@ if __name__ == '__main__':
     net = uhdn(scale=2, weights='shipped') if a.weights == 'shipped' else uhdn(scale=2, n_blocks=a.n_blocks or 4).eval()
     w, h = a.size
     x = torch.rand(1, 3, h, w)
-    print(f"U-HDN+IKM x2, {a.n_blocks or 4} U-HDBs ({a.weights} weights), LR {w}x{h}, {a.threads} thread(s), {a.repeats} rounds; torch {torch.__version__}")
+    print(f"U-HDN+IKM x2, {a.n_blocks or 4} U-HDBs ({a.weights} weights), LR {w}x{h}, {a.threads} thread(s), {a.repeats} rounds, batch {a.batch or 'dynamic'}; torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as d, torch.no_grad():
         runners, info = {'eager': net}, {}
         for fmt in a.formats:
-            r = export_model(net, Path(d) / f'uhdn.{fmt}', scale=2)
+            r = export_model(net, Path(d) / f'uhdn.{fmt}', scale=2, batch=a.batch)
             runners[r['format']] = _run_exported(Path(r['path']), r['format'], a.threads)
             info[r['format']] = r
             print(f"{r['format']}: exported and checked in {r['seconds']:.0f} s", flush=True)

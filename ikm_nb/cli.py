@@ -136,15 +136,15 @@ def cmd_upscale(a):
 # %% ../nbs/23_cli.ipynb #6acd79f7
 def cmd_export(a):
     """`ikm export`. `a`: the parsed command line (`parser`): `a.weights` (default: the shipped weights for `a.scale`) is
-    exported to `a.output` (`.onnx` or `.pt2`, by its suffix) with a dynamic batch and image size, and checked
+    exported to `a.output` (`.onnx` or `.pt2`, by its suffix) with a dynamic image size and batch (or `a.batch`), and checked
     (`export_model`)."""
     from ikm_nb.evaluate import export_model, EXPORT_FORMATS
     out = Path(a.output)
     check_output_file(out, a.force, 'the output file', tuple(EXPORT_FORMATS))
     model, path = _load_model(a.weights, a.scale, 'cpu')
     print(f"exporting {path} (x{a.scale}) to {out}: this takes a while (minutes for U-HDN)", flush=True)
-    r = export_model(model, out, a.scale, force=a.force)
-    print(f"{out}: {r['format']}, dynamic batch, height and width; exported in {r['seconds']:.0f} s; "
+    r = export_model(model, out, a.scale, force=a.force, batch=a.batch)
+    print(f"{out}: {r['format']}, {'dynamic batch, height and width' if a.batch is None else f'batch {a.batch}, dynamic height and width'}; exported in {r['seconds']:.0f} s; "
           f"largest |exported - eager| on the check images {r['max_abs_diff']:.1e}")
 
 def cmd_complexity(a):
@@ -211,6 +211,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument('--scale', type=int, default=2, choices=[2, 3, 4])
     x.add_argument('--weights', default=None, help='checkpoint or weights file (default: the shipped weights for --scale)')
     x.add_argument('--force', action='store_true', help='overwrite the output if it exists')
+    x.add_argument('--batch', type=int, default=None,
+                   help='export for this batch size only (faster: one convolution per IKM layer); default: a dynamic batch')
     x.set_defaults(fn=cmd_export)
     c = sub.add_parser('complexity', help="#Params and #FLOPs (Multi-Adds), paper vs ours")
     c.add_argument('--preset', default=None); c.add_argument('--scale', type=int, default=None)

@@ -321,7 +321,9 @@ def _modulated_conv(self: _IKMConvNd, x: torch.Tensor, # (B, c_in', *spatial)
     fast = self.active_impl == 'fast'
     if self.mode == 'go':   # footnote 1: one kernel, the batch-averaged attention, an ordinary convolution
         return _convnd(x.dim() - 2)(x, modulate(w, a.mean(0, keepdim=True), self.groups)[0], None, *args)
-    if _exporting(): return _receptive_field_conv(x, w, a, *args)   # 'iso' and 'exact' infer alike
+    if _exporting():   # 'iso' and 'exact' infer alike: a fixed batch as in eager inference, a symbolic one by Eq. 8's other form
+        if isinstance(x.shape[0], int): return ikm_conv(x, modulate(w, a, self.groups), None, *args)
+        return _receptive_field_conv(x, w, a, *args)
     if not fast and self.mode == 'exact':
         return ikm_conv(x, modulate(w, a, self.groups), None, *args)
     if fast and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):   # no backward: the forward alone
@@ -516,23 +518,20 @@ def _cag_export(x, k, t):
     return _proportion(pooled)
 
 def _receptive_field_conv(x, w, a, stride, padding, dilation, groups):
-    """Eq. 8, tap by tap: the input shifted by tap p, times the attention a(p) of its image and channel, convolved with the
-    kernel's tap p (a 1x1 convolution), summed over the taps; (B, c_out, *spatial_out) without the bias. No grouped
-    convolution: the batch may be symbolic (ONNX included)."""
+    """Eq. 8 as two ordinary convolutions: a fixed depthwise convolution copies tap p of every input channel into a channel
+    of its own (c_in * k taps), each is multiplied by the attention a(p) of its image and channel, and a 1x1 convolution whose
+    c_in * k inputs are the kernel's taps sums them; (B, c_out, *spatial_out) without the bias. No convolution over the
+    batch's groups: the batch may be symbolic (ONNX included)."""
     if x.dim() == 3:   # 1-D: a 2-D map of height 1
         y = _receptive_field_conv(x[:, :, None], w[:, :, None], a[:, :, None], (1, *stride), (0, *padding), (1, *dilation),
                                   groups)
         return y[:, :, 0]
-    (H, W), (kh, kw), a = x.shape[2:], w.shape[2:], a.to(x.dtype)
-    ho = (H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    xp, y = F.pad(x, (padding[1], padding[1], padding[0], padding[0])), 0
-    for i in range(kh):
-        for j in range(kw):
-            r, c = i * dilation[0], j * dilation[1]
-            xs = xp[:, :, r:r + (ho - 1) * stride[0] + 1:stride[0], c:c + (wo - 1) * stride[1] + 1:stride[1]]   # tap-shifted
-            y = y + F.conv2d(xs * a[:, :, i, j, None, None], w[:, :, i:i + 1, j:j + 1], None, 1, 0, 1, groups)
-    return y
+    c, (kh, kw) = x.shape[1], w.shape[2:]
+    k = kh * kw
+    pick = torch.eye(k, dtype=x.dtype, device=x.device).view(k, 1, kh, kw).repeat(c, 1, 1, 1)   # row p: a one at tap p
+    taps = F.conv2d(x, pick, None, stride, padding, dilation, c)       # (B, c * k, *out): channel i * k + p = x_i at tap p
+    taps = taps * a.to(x.dtype).reshape(-1, c * k, 1, 1)               # times a(p) of its image and channel
+    return F.conv2d(taps, w.reshape(w.shape[0], -1, 1, 1), None, 1, 0, 1, groups)   # the kernel's taps, in the same order
 
 # %% ../nbs/01_ikm.ipynb #67449dd2
 from .utils import document_arguments

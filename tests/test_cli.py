@@ -93,6 +93,10 @@ def test_export_onnx_runs_like_the_model_and_refuses_bad_output(tmp_path, tiny_w
     with torch.no_grad(): want = model(lr).numpy()
     got = s.run(None, {s.get_inputs()[0].name: lr.numpy()})[0]
     assert got.shape == want.shape == (1, 3, 120, 140) and np.abs(got - want).max() < 1e-4
+    r = ikm('export', out, '--weights', tiny_weights, '--batch', '1', '--force', check=True)   # the fixed-batch form
+    assert 'batch 1, dynamic height and width' in r.stdout
+    s = onnxruntime.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    assert np.abs(s.run(None, {s.get_inputs()[0].name: lr.numpy()})[0] - want).max() < 1e-4
     before = out.read_bytes()
     r = ikm('export', out, '--weights', tiny_weights)
     assert r.returncode == 2 and 'exists: pass --force' in r.stderr and out.read_bytes() == before
