@@ -144,7 +144,8 @@ def cmd_export(a):
     model, path = _load_model(a.weights, a.scale, 'cpu')
     print(f"exporting {path} (x{a.scale}) to {out}: this takes a while (minutes for U-HDN)", flush=True)
     r = export_model(model, out, a.scale, force=a.force, batch=a.batch)
-    print(f"{out}: {r['format']}, {'dynamic batch, height and width' if a.batch is None else f'batch {a.batch}, dynamic height and width'}; exported in {r['seconds']:.0f} s; "
+    shape = 'dynamic batch, height and width' if a.batch is None else f'batch {a.batch}, dynamic height and width'
+    print(f"{out}: {r['format']}, {shape}; exported in {r['seconds']:.0f} s; "
           f"largest |exported - eager| on the check images {r['max_abs_diff']:.1e}")
 
 def cmd_complexity(a):

@@ -38,8 +38,8 @@ def test_twins_start_from_the_same_weights(tmp_path):
     "IKM adds no parameter: with one seed, the vanilla network and its IKM twin are built with identical weights."
     from ikm_nb.train import _seeded_model
     for b in ('uhdb', 'rb'):
-        m0, _ = _seeded_model(tiny(b, 'none', tmp_path), torch.device('cpu'), 1)
-        m1, _ = _seeded_model(tiny(b, 'ikm', tmp_path), torch.device('cpu'), 1)
+        m0, *_ = _seeded_model(tiny(b, 'none', tmp_path), torch.device('cpu'), 1)
+        m1, *_ = _seeded_model(tiny(b, 'ikm', tmp_path), torch.device('cpu'), 1)
         s0, s1 = m0.state_dict(), m1.state_dict()
         assert list(s0) == list(s1) and all(torch.equal(s0[k], s1[k]) for k in s0)
 
