@@ -504,12 +504,10 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
     "Train a model with `cfg`; everything it produces goes to `results/runs/<run_name>/`."
     rank, world, device = setup_distributed(cfg.device); main = rank == 0
     model, layout, init = _seeded_model(cfg, device, world)
-    mconf = model_config_dict(model)
-    opt, sched = _optimizer(cfg, model)
+    mconf, (opt, sched) = model_config_dict(model), _optimizer(cfg, model)
     run_dir = (repo_root() / cfg.out_dir if not Path(cfg.out_dir).is_absolute() else Path(cfg.out_dir)) / run_name(cfg, mconf)
     ckpt_dir = run_dir / 'checkpoints'
-    images = _find_sets(cfg)   # resolved once (a missing set stops here), recorded in every checkpoint
-    record = data_record(images)
+    record = data_record(images := _find_sets(cfg))   # resolved once (a missing set stops here), recorded in every checkpoint
     with _run_lock(run_dir, main):   # one process per run folder; the OS drops the lock if the process dies
         if main: _clear_run_dir(run_dir, resume)
         start, best, before = 0, None, 0.0   # (before: training seconds of the earlier parts of a resumed run)
