@@ -172,11 +172,12 @@ def cmd_reproduce(a):
 # %% ../nbs/23_cli.ipynb #5132384f
 def parser() -> argparse.ArgumentParser:
     "The `ikm` argument parser."
+    from ikm_nb.train import PROFILES as TRAIN_PROFILES
     p = argparse.ArgumentParser(prog='ikm',
                                 description='IKM / U-HDN super-resolution: train, evaluate, upscale, reproduce the paper.')
     sub = p.add_subparsers(dest='cmd', required=True)
     t = sub.add_parser('train', help='train a model (results/runs/<run_name>/)')
-    t.add_argument('--profile', default='paper', choices=['paper', 'gpu', 'cpu', 'smoke', 'cpu_weights'],
+    t.add_argument('--profile', default='paper', choices=list(TRAIN_PROFILES),
                    help='defaults the other flags override')
     _train_flags(t)
     t.add_argument('--no-resume', action='store_true',
