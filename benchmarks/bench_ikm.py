@@ -35,7 +35,7 @@ Before timing, `--check` (on by default) compares ours with the reference on the
 gradient and each mode's weight gradient on a small U-HDN), so a GPU run also checks the fast path's GPU kernels.
 """
 from __future__ import annotations
-import argparse, contextlib, copy, datetime, gc, os, platform, signal, statistics, sys, time, traceback
+import argparse, contextlib, copy, datetime, gc, os, signal, statistics, sys, time, traceback
 from pathlib import Path
 
 import torch
@@ -44,6 +44,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ikm_nb.arch import UHDN, preset, set_dense_split                       # noqa: E402
 from ikm_nb.ikm import ikm_impl, set_ikm_impl, set_ikm_mode, ikm_layers     # noqa: E402
+from ikm_nb.utils import device_name                                         # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ models
 # row name: (ikm?, impl, batch_conv, dense units split?)
@@ -238,15 +239,6 @@ def check_equivalence(device) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ main
-def device_name(device) -> str:
-    if device.type == 'cuda': return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'): name = line.split(':', 1)[1].strip(); break
-    return f"{name}, {os.cpu_count()} logical CPUs"
-
-
 def fmt_mem(v): return 'n/a' if v is None else f'{v:.0f}'
 def fmt_ratio(v): return '' if v is None else f'{v:.2f}x'
 

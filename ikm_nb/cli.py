@@ -69,6 +69,7 @@ def cmd_train(a):
     summary as JSON, and with `a.save_weights` writes its best (else latest) weights there."""
     from ikm_nb.train import TrainConfig, profile_config, train
     from ikm_nb.checkpoint import save_weights, load_checkpoint, model_from_checkpoint
+    from ikm_nb.utils import device_name
     over = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
     if 't' in over: over['t'] = _parse_t(over['t'])
     cfg = profile_config(a.profile, **over)
@@ -79,8 +80,8 @@ def cmd_train(a):
         ck = Path(res['run_dir']) / 'checkpoints' / ('best.pt' if (Path(res['run_dir']) / 'checkpoints/best.pt').exists()
                                                      else 'latest.pt')
         st = load_checkpoint(ck)
-        dev = res['device'] + (f" ({torch.cuda.get_device_name()})" if res['device'].startswith('cuda') else '')
-        budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr,
+        dev = f"{res['device']} ({device_name(res['device'])}" + (f", {torch.get_num_threads()} threads)" if res['device'] == 'cpu' else ')')
+        budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr, amp=cfg.amp,
                       seconds=st.get('seconds', round(res['seconds'], 1)),
                       device=dev, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
                       arch=cfg.arch, mode=st['model_config'].get('mode'))

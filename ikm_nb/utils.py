@@ -10,7 +10,7 @@ import torch
 
 # %% auto #0
 __all__ = ['repo_root', 'display_path', 'shared_data_dir', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_torch_save', 'default_device', 'argument_comments', 'document_arguments']
+           'atomic_torch_save', 'default_device', 'device_name', 'argument_comments', 'document_arguments']
 
 # %% ../nbs/00_utils.ipynb #c005
 def repo_root() -> Path:
@@ -102,6 +102,19 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
             raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return dev
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+# %% ../nbs/00_utils.ipynb #7a410c48
+def device_name(device: str | torch.device = 'cpu', # the device whose hardware is named
+               ) -> str:
+    "What `device` is, for a record of where something ran: the GPU's name, or the CPU's model and its logical CPUs."
+    device = torch.device(device)
+    if device.type == 'cuda': return torch.cuda.get_device_name(device)
+    import platform
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'): name = line.split(':', 1)[1].strip(); break
+    return f"{name}, {os.cpu_count()} logical CPUs"
 
 # %% ../nbs/00_utils.ipynb #c014
 import ast, io, inspect, math, tokenize

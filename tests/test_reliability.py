@@ -1,6 +1,6 @@
 """Careless and hostile input, as issue 12 tried it: run folders, resume, checkpoints, tiles, outputs and errors. Each test
 failed before its fix."""
-import io, os, sys
+import io, os, re, sys
 from pathlib import Path
 import numpy as np
 import pytest, torch
@@ -44,7 +44,9 @@ def test_no_resume_starts_empty_and_exports_its_own_weights(tmp_path):
     code, _ = run_cli(*common, '--steps', '3', '--no-resume', '--save-weights', tmp_path / 'w.pt')
     assert code == 0
     assert not (tmp_path / 'r' / 'checkpoints' / 'best.pt').exists()          # the old run's best is not this run's
-    assert load_checkpoint(tmp_path / 'w.pt')['budget']['steps'] == 3
+    budget = load_checkpoint(tmp_path / 'w.pt')['budget']
+    assert budget['steps'] == 3 and budget['amp'] == 'off'
+    assert re.fullmatch(r'cpu \(.+, \d+ logical CPUs, \d+ threads\)', budget['device']), budget['device']  # the CPU it ran on
     aside = [p for p in tmp_path.iterdir() if p.name.startswith('r.replaced-')]
     assert len(aside) == 1 and (aside[0] / 'checkpoints' / 'best.pt').exists()  # moved aside, not lost
 
