@@ -80,9 +80,10 @@ def cmd_train(a):
         ck = Path(res['run_dir']) / 'checkpoints' / ('best.pt' if (Path(res['run_dir']) / 'checkpoints/best.pt').exists()
                                                      else 'latest.pt')
         st = load_checkpoint(ck)
-        dev = f"{res['device']} ({device_name(res['device'])}" + (f", {torch.get_num_threads()} threads)" if res['device'] == 'cpu' else ')')
-        budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr, amp=cfg.amp,
-                      seconds=st.get('seconds', round(res['seconds'], 1)),
+        threads = f", {torch.get_num_threads()} threads" if res['device'] == 'cpu' else ''
+        dev = f"{res['device']} ({device_name(res['device'])}{threads})"
+        budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr,
+                      amp=cfg.amp, seconds=st.get('seconds', round(res['seconds'], 1)),
                       device=dev, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
                       arch=cfg.arch, mode=st['model_config'].get('mode'))
         save_weights(a.save_weights, model_from_checkpoint(st), budget=budget)

@@ -22,7 +22,7 @@ fi
 if [ "$arg" = ship ]; then   # a finished run only: no update is made, its best weights are written with their budget
   $PY -c "import sys; from ikm_nb.checkpoint import load_checkpoint as l; st = l('results/runs_cpu/$run/checkpoints/latest.pt')
 sys.exit(0 if st['step'] >= st['train_config']['steps'] else f\"$run stopped at step {st['step']} of {st['train_config']['steps']}: train it to the end first\")"
-  exec $PY -m ikm_nb.cli train --profile cpu_weights --scale "$s" --run-name "$run" --out-dir results/runs_cpu "${init[@]}" \
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} exec $PY -m ikm_nb.cli train --profile cpu_weights --scale "$s" --run-name "$run" --out-dir results/runs_cpu "${init[@]}" \
        --save-weights "ikm_nb/weights/uhdn_x$s.pt" --force
 fi
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} $PY -m ikm_nb.cli train --profile cpu_weights --scale "$s" --run-name "$run" \
