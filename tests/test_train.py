@@ -141,6 +141,7 @@ def test_a_finished_run_is_reused_only_on_the_images_it_trained_on(tmp_path, mon
     repo, shared = tmp_path / 'repo_data', tmp_path / 'shared'
     _copy_images(t91, repo / 'train' / 'T91', 91)
     monkeypatch.setattr(D, 'data_roots', lambda: [repo])
+    monkeypatch.setattr(D, 'data_dir', lambda: repo)                     # its caches too: the repository's are not touched
     cfg = profile_config('smoke', steps=2, out_dir=str(tmp_path / 'runs'), run_name='r', train_set='auto', device='cpu')
     train(cfg, progress=False)
     st = load_checkpoint(tmp_path / 'runs' / 'r' / 'checkpoints' / 'latest.pt')
