@@ -6,7 +6,8 @@ takes to make one batch of the 291 images in the same process, each as a ratio a
 
 Timings only: no claim rests on a time. Run it on an idle machine."""
 import argparse, time
-import torch, torch.nn.functional as F
+import torch
+from pilot_speed import median_update_seconds   # benchmarks/: the same timing loop as the study's pilot
 from ikm_nb.train import profile_config, build_model, training_patches, StepBatches, _amp
 
 def seconds_per_update(cfg, updates):
@@ -16,13 +17,7 @@ def seconds_per_update(cfg, updates):
     opt = torch.optim.Adam(model.parameters(), cfg.lr)
     ctx = _amp(cfg, torch.device('cpu'), False)
     x, y = torch.rand(cfg.batch, 3, cfg.patch, cfg.patch), torch.rand(cfg.batch, 3, cfg.scale * cfg.patch, cfg.scale * cfg.patch)
-    times = []
-    for _ in range(updates + 2):
-        t0 = time.perf_counter()
-        with ctx: sr = model(x)
-        loss = F.l1_loss(sr.float(), y); opt.zero_grad(); loss.backward(); opt.step()
-        times.append(time.perf_counter() - t0)
-    return sorted(times[2:])[len(times[2:]) // 2]
+    return median_update_seconds(model, opt, ctx, x, y, updates)
 
 def seconds_per_batch(cfg, batches):
     "Mean seconds to make one training batch (crop, augment, bicubic LR on the fly) from the cached training images."
