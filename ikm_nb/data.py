@@ -476,7 +476,7 @@ def _SRPatches_usable_images(self: SRPatches) -> list[int]:
                          f"patch at x{s} with {p}x{p} LR patches: use a smaller `patch` or other images")
     if not all(usable):
         small = [f.name for f, u in zip(self.files, usable) if not u]
-        warnings.warn(f"{len(small)} of {len(self.files)} images of {self.set.name} are smaller than the "
+        warnings.warn(f"{len(small)} of the {len(self.files)} images of {self.set.name!r} are smaller than the "
                       f"{self.hr_patch}x{self.hr_patch} HR patch and are skipped: {', '.join(small[:5])}"
                       f"{', ...' if len(small) > 5 else ''}")
     return [i for i, u in enumerate(usable) if u]

@@ -228,7 +228,8 @@ _INIT_MAY_DIFFER = ('scale', 'ikm', 'mode', 't', 'iso_reduction')
 
 def load_matching_weights(model: nn.Module, # a model built by `build_model` (or `uhdn`)
                           path, # a weights or checkpoint file of a network of the same shape (scale and IKM settings may differ)
-                         ) -> dict: # {'loaded': tensor names copied, 'skipped': names left as they were, 'sha256': the file's}
+                         ) -> dict: # {'loaded': tensor names copied, 'skipped': names left as they were, 'sha256': the file's,
+                                    #  'step': the updates the file's network had (a checkpoint's step, a weights file's budget)}
     """Copy into `model` (in place) every tensor of the file at `path` whose name and shape match its own, as EDSR starts its
     x3 and x4 networks from the x2 one; the rest (an upsampler of another scale) keeps its initial values. A file of a network
     that differs in anything but scale and the IKM settings is refused, naming the difference."""
@@ -243,7 +244,8 @@ def load_matching_weights(model: nn.Module, # a model built by `build_model` (or
     own = model.state_dict()
     match = {k: v for k, v in state['model'].items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(match, strict=False)
-    return dict(loaded=sorted(match), skipped=sorted(set(own) - set(match)), sha256=sha256_file(path))
+    step = state.get('step', (state.get('budget') or {}).get('steps'))
+    return dict(loaded=sorted(match), skipped=sorted(set(own) - set(match)), sha256=sha256_file(path), step=step)
 
 # %% ../nbs/22_train.ipynb #ae480bcb
 def _optimizer(cfg: TrainConfig, model: nn.Module):
@@ -430,7 +432,8 @@ def _seeded_model(cfg: TrainConfig, device, world: int):
 
 def _init_note(cfg: TrainConfig, init: dict) -> str:
     "The train.log line that says where the initial weights came from."
-    return (f"initial weights: {len(init['loaded'])} tensors from {cfg.init_weights} (sha256 {init['sha256'][:16]}), "
+    trained = f"after {init['step']:,} updates, " if init.get('step') is not None else ''
+    return (f"initial weights: {len(init['loaded'])} tensors from {cfg.init_weights} ({trained}sha256 {init['sha256'][:16]}), "
             f"{len(init['skipped'])} from the seed: {', '.join(init['skipped']) or 'none'}")
 
 def _find_sets(cfg: TrainConfig):

@@ -382,7 +382,7 @@ def test_grayscale_training_image_becomes_rgb(tmp_path):
 
 def test_small_images_skipped_or_refused(tiny_set, tmp_path):
     Image.fromarray(rand_img(30, 200)).save(tiny_set / 'thin.png')       # 30 rows < 48 at x3 with patch 16
-    with pytest.warns(UserWarning, match=r'1 of 6 images of tiny are smaller than the 48x48 HR patch and are skipped: thin.png'):
+    with pytest.warns(UserWarning, match=r"1 of the 6 images of 'tiny' are smaller than the 48x48 HR patch and are skipped: thin.png"):
         ds = SRPatches(tiny_set, scale=3, patch=16, cache=False)
     assert len(ds.index) == 5 and all(ds.sample_params(k)['name'] != 'thin.png' for k in range(len(ds)))
     with pytest.raises(ValueError, match='no image of tiny is at least 192x192'):

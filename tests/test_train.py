@@ -244,7 +244,7 @@ def test_init_weights_starts_x3_from_x2_and_is_part_of_the_run(tmp_path):
     got, want = load_checkpoint(Path(x3['run_dir']) / 'checkpoints' / 'latest.pt')['model'], load_checkpoint(w2)['model']
     assert [k for k in want if not torch.equal(got[k], want[k])] == ['upsample.0.weight']   # shapes differ there
     log = (Path(x3['run_dir']) / 'train.log').read_text()
-    assert f"tensors from {w2}" in log and "1 from the seed: upsample.0.weight" in log
+    assert f"tensors from {w2} (after 2 updates, sha256" in log and "1 from the seed: upsample.0.weight" in log
     with pytest.raises(CheckpointError, match='init_weights'):
         train(profile_config('smoke', steps=2, **kw), progress=False)
 
