@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_cli.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, inspect, json, math, sys, typing
+import argparse, csv, dataclasses, inspect, json, math, sys, typing
 from pathlib import Path
 import torch
 from .utils import argument_comments
@@ -63,10 +63,16 @@ def _load_model(weights, scale, device):
     path = Path(weights) if weights else shipped_weights(scale)
     return model_from_checkpoint(path, scale=scale).to(device), path
 
+def _validation_at(metrics, step):
+    "The validation PSNR the run's metrics.csv records at update `step`, or None where it has none there."
+    with open(metrics) as f: got = [r['psnr'] for r in csv.DictReader(f) if int(r['step']) == step and r['psnr']]
+    return float(got[-1]) if got else None
+
 def cmd_train(a):
     """`ikm train`. `a`: the parsed command line (`parser`): the TrainConfig flags it sets override the settings of
     `a.profile` (`profile_config`); the run resumes unless `a.no_resume`, stops after `a.max_seconds` if given, prints its
-    summary as JSON, and with `a.save_weights` writes its best (else latest) weights there."""
+    summary as JSON, and with `a.save_weights` writes there the weights of its best validation (`a.weights_from` 'best',
+    the default; the latest where the run has no validation) or of its last update ('latest'), with their budget."""
     from ikm_nb.train import TrainConfig, profile_config, train
     from ikm_nb.checkpoint import save_weights, load_checkpoint, model_from_checkpoint
     from ikm_nb.utils import device_name
@@ -77,14 +83,15 @@ def cmd_train(a):
     res = train(cfg, resume=not a.no_resume, max_seconds=a.max_seconds)
     print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in res.items()}, indent=1))
     if a.save_weights:
-        ck = Path(res['run_dir']) / 'checkpoints' / ('best.pt' if (Path(res['run_dir']) / 'checkpoints/best.pt').exists()
-                                                     else 'latest.pt')
-        st = load_checkpoint(ck)
+        ckpts = Path(res['run_dir']) / 'checkpoints'
+        which = 'best' if a.weights_from == 'best' and (ckpts / 'best.pt').exists() else 'latest'
+        st = load_checkpoint(ckpts / f'{which}.pt')
         threads = f", {torch.get_num_threads()} threads" if res['device'] == 'cpu' else ''
         dev = f"{res['device']} ({device_name(res['device'])}{threads})"
         budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr,
                       amp=cfg.amp, seconds=st.get('seconds', round(res['seconds'], 1)),
-                      device=dev, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
+                      device=dev, weights_from=which, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
+                      val_psnr=_validation_at(Path(res['run_dir']) / 'metrics.csv', st['step']),
                       arch=cfg.arch, mode=st['model_config'].get('mode'))
         save_weights(a.save_weights, model_from_checkpoint(st), budget=budget)
         print(f"weights written to {a.save_weights}")
@@ -185,7 +192,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--no-resume', action='store_true',
                    help='start afresh: an existing run of that name is moved aside, not mixed in')
     t.add_argument('--max-seconds', type=float, default=None, help='stop after this much training time (resumable)')
-    t.add_argument('--save-weights', default=None, help='also write the best (else latest) weights to this file')
+    t.add_argument('--save-weights', default=None, help='also write the weights of --weights-from to this file')
+    t.add_argument('--weights-from', default='best', choices=['best', 'latest'],
+                   help="--save-weights writes the best validation's weights (else the latest), or the last update's")
     t.add_argument('--force', action='store_true', help='overwrite the --save-weights file if it exists')
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser('eval', help='PSNR/SSIM on benchmark sets')

@@ -9,7 +9,9 @@
 # best trained at the same time:  OMP_NUM_THREADS=1 scripts/train_cpu_weights.sh 3 & OMP_NUM_THREADS=1 scripts/train_cpu_weights.sh 4
 #
 #   scripts/train_cpu_weights.sh SCALE [SECONDS]          one part (default 3300 s), then the run's metrics so far
-#   scripts/train_cpu_weights.sh SCALE ship               write the run's best weights to ikm_nb/weights/uhdn_xSCALE.pt
+#   scripts/train_cpu_weights.sh SCALE ship               write the finished run's last weights to ikm_nb/weights/uhdn_xSCALE.pt
+#                                                         (the last update's, not the best of the Set5 validations: Set5 is
+#                                                         also a set the weights are evaluated on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 s=${1:?usage: scripts/train_cpu_weights.sh SCALE [SECONDS | ship]}; arg=${2:-3300}
@@ -25,10 +27,10 @@ if [ "$s" != 2 ]; then
   finished cpu_uhdn-ikm_x2 "x$s starts from the finished x2 network"
   init=(--init-weights results/runs_cpu/cpu_uhdn-ikm_x2/checkpoints/best.pt --steps 15000 --lr-step 5000)
 fi
-if [ "$arg" = ship ]; then   # a finished run only: no update is made, its best weights are written with their budget
+if [ "$arg" = ship ]; then   # a finished run only: no update is made, its last weights are written with their budget
   finished "$run" "shipping x$s"
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} exec $PY -m ikm_nb.cli train --profile cpu_weights --scale "$s" --run-name "$run" --out-dir results/runs_cpu "${init[@]}" \
-       --save-weights "ikm_nb/weights/uhdn_x$s.pt" --force
+       --save-weights "ikm_nb/weights/uhdn_x$s.pt" --weights-from latest --force
 fi
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} $PY -m ikm_nb.cli train --profile cpu_weights --scale "$s" --run-name "$run" \
     --out-dir results/runs_cpu "${init[@]}" --max-seconds "$arg"

@@ -2,7 +2,7 @@
 failed before its fix."""
 import io, os, re, sys
 from pathlib import Path
-import numpy as np
+import numpy as np, pandas as pd
 import pytest, torch
 from PIL import Image
 import ikm_nb.cli as cli
@@ -49,6 +49,23 @@ def test_no_resume_starts_empty_and_exports_its_own_weights(tmp_path):
     assert re.fullmatch(r'cpu \(.+, \d+ logical CPUs, \d+ threads\)', budget['device']), budget['device']  # the CPU it ran on
     aside = [p for p in tmp_path.iterdir() if p.name.startswith('r.replaced-')]
     assert len(aside) == 1 and (aside[0] / 'checkpoints' / 'best.pt').exists()  # moved aside, not lost
+
+def test_save_weights_from_the_best_validation_or_the_last_update(tmp_path):
+    "--weights-from picks the checkpoint written out; the budget says which, and the Set5 PSNR the run measured at its step."
+    common = ['train', '--profile', 'smoke', '--out-dir', tmp_path, '--run-name', 'r', '--device', 'cpu', '--steps', '4',
+              '--val-set', 'Set5', '--val-every', '2']
+    assert run_cli(*common)[0] == 0
+    ckpts, rows = tmp_path / 'r' / 'checkpoints', pd.read_csv(tmp_path / 'r' / 'metrics.csv').dropna(subset=['psnr'])
+    assert list(rows.step) == [2, 4]
+    for which in ('best', 'latest'):                       # the finished run is resumed: no update, only the weights written
+        assert run_cli(*common, '--save-weights', tmp_path / f'{which}.pt', '--weights-from', which)[0] == 0
+        got, want = load_checkpoint(tmp_path / f'{which}.pt'), load_checkpoint(ckpts / f'{which}.pt')
+        assert all(torch.equal(got['model'][k], v) for k, v in want['model'].items())
+        b = got['budget']
+        assert b['weights_from'] == which and b['steps'] == want['step']
+        assert b['val_psnr'] == pytest.approx(float(rows.set_index('step').psnr[want['step']]), abs=1e-4)
+        assert b['best_psnr'] == pytest.approx(rows.psnr.max(), abs=1e-4)
+    assert load_checkpoint(tmp_path / 'latest.pt')['budget']['steps'] == 4
 
 def test_resume_refuses_another_validation(tmp_path):
     cfg = profile_config('smoke', steps=4, out_dir=str(tmp_path), run_name='r', device='cpu')
