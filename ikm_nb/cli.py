@@ -68,6 +68,16 @@ def _validation_at(metrics, step):
     with open(metrics) as f: got = [r['psnr'] for r in csv.DictReader(f) if int(r['step']) == step and r['psnr']]
     return float(got[-1]) if got else None
 
+def _init_origin(init_weights):
+    "The budget's record of a run's initial weights: {file, steps it had been trained, sha256}; None for a run from the seed."
+    if not init_weights: return None
+    from ikm_nb.checkpoint import load_checkpoint
+    from ikm_nb.download import sha256_file
+    from ikm_nb.utils import repo_root, display_path
+    path = repo_root() / init_weights   # (an absolute path stays)
+    st = load_checkpoint(path)
+    return dict(file=display_path(path), steps=st.get('step', (st.get('budget') or {}).get('steps')), sha256=sha256_file(path))
+
 def cmd_train(a):
     """`ikm train`. `a`: the parsed command line (`parser`): the TrainConfig flags it sets override the settings of
     `a.profile` (`profile_config`); the run resumes unless `a.no_resume`, stops after `a.max_seconds` if given, prints its
@@ -92,7 +102,7 @@ def cmd_train(a):
                       amp=cfg.amp, seconds=st.get('seconds', round(res['seconds'], 1)),
                       device=dev, weights_from=which, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
                       val_psnr=_validation_at(Path(res['run_dir']) / 'metrics.csv', st['step']),
-                      arch=cfg.arch, mode=st['model_config'].get('mode'))
+                      init_weights=_init_origin(cfg.init_weights), arch=cfg.arch, mode=st['model_config'].get('mode'))
         save_weights(a.save_weights, model_from_checkpoint(st), budget=budget)
         print(f"weights written to {a.save_weights}")
 

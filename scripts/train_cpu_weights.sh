@@ -3,8 +3,8 @@
 # AMX-BF16), on the 291 images shipped in data/train (T91 + BSD200), with the `cpu_weights` profile of ikm_nb.train. Each call
 # trains one part of one scale, for at most SECONDS, and a later call resumes it exactly where it stopped (a checkpoint under
 # results/runs_cpu/cpu_uhdn-ikm_xSCALE/checkpoints; its config, metrics and log are committed, the checkpoints are not).
-# x3 and x4 start from the x2 run's best weights (all tensors but the upsampler), as EDSR trains its x3 and x4 networks,
-# and train for half the updates (15,000, the rate halved every 5,000): train x2 to its end first. Two one-thread runs at
+# x3 and x4 start from the x2 run's last weights, the ones shipped (all tensors but the upsampler), as EDSR trains its x3 and x4
+# networks, and train for half the updates (15,000, the rate halved every 5,000): train x2 to its end first. Two one-thread runs at
 # once get about 1.2x the updates of one two-thread run (benchmarks/cpu_weights_speed.py --side-by-side), so x3 and x4 are
 # best trained at the same time:  OMP_NUM_THREADS=1 scripts/train_cpu_weights.sh 3 & OMP_NUM_THREADS=1 scripts/train_cpu_weights.sh 4
 #
@@ -25,7 +25,7 @@ sys.exit(0 if st['step'] >= st['train_config']['steps'] else f\"$2: $1 stopped a
 init=()
 if [ "$s" != 2 ]; then
   finished cpu_uhdn-ikm_x2 "x$s starts from the finished x2 network"
-  init=(--init-weights results/runs_cpu/cpu_uhdn-ikm_x2/checkpoints/best.pt --steps 15000 --lr-step 5000)
+  init=(--init-weights results/runs_cpu/cpu_uhdn-ikm_x2/checkpoints/latest.pt --steps 15000 --lr-step 5000)
 fi
 if [ "$arg" = ship ]; then   # a finished run only: no update is made, its last weights are written with their budget
   finished "$run" "shipping x$s"

@@ -67,6 +67,18 @@ def test_save_weights_from_the_best_validation_or_the_last_update(tmp_path):
         assert b['best_psnr'] == pytest.approx(rows.psnr.max(), abs=1e-4)
     assert load_checkpoint(tmp_path / 'latest.pt')['budget']['steps'] == 4
 
+def test_save_weights_records_the_initial_weights(tmp_path):
+    "Shipped x3 weights started from an x2 network say which: its file, the updates it had made and its sha256."
+    from ikm_nb.download import sha256_file
+    common = ['--profile', 'smoke', '--out-dir', tmp_path, '--device', 'cpu', '--steps', '2']
+    assert run_cli('train', *common, '--run-name', 'x2')[0] == 0
+    w2 = tmp_path / 'x2' / 'checkpoints' / 'latest.pt'
+    assert run_cli('train', *common, '--run-name', 'x3', '--scale', '3', '--init-weights', w2,
+                   '--save-weights', tmp_path / 'x3.pt')[0] == 0
+    assert load_checkpoint(tmp_path / 'x3.pt')['budget']['init_weights'] == dict(file=str(w2), steps=2, sha256=sha256_file(w2))
+    assert run_cli('train', *common, '--run-name', 'x2', '--save-weights', tmp_path / 'x2.pt')[0] == 0
+    assert load_checkpoint(tmp_path / 'x2.pt')['budget']['init_weights'] is None
+
 def test_resume_refuses_another_validation(tmp_path):
     cfg = profile_config('smoke', steps=4, out_dir=str(tmp_path), run_name='r', device='cpu')
     train(cfg, progress=False, stop_after=2)
