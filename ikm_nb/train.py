@@ -518,7 +518,9 @@ def train(cfg: TrainConfig, # every setting (see `profile_config`)
             start, best, before = _resume_from(ckpt_dir / 'latest.pt', model, opt, sched, mconf, cfg, record, device)
         if main: run_info, metrics = _run_files(run_dir, cfg, mconf, world, device, layout, start)
         log = _logger(run_dir / 'train.log', main, fresh=start == 0)
-        log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}")
+        # the CPU threads of a part that trains (a shipped budget gives them); a finished run resumed makes no update
+        threads = f" ({torch.get_num_threads()} threads)" if device.type == 'cpu' and start < cfg.steps else ''
+        log.info(f"{'resumed at step ' + str(start) if start else 'started'}: {run_dir.name} on {device} x{world}{threads}")
         if init and not start: log.info(_init_note(cfg, init))
         ds = _step_batches(cfg, images, record, rank, world, progress, run_dir, run_info if main else None)
         stop = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)

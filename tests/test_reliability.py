@@ -77,7 +77,28 @@ def test_save_weights_records_the_initial_weights(tmp_path):
                    '--save-weights', tmp_path / 'x3.pt')[0] == 0
     assert load_checkpoint(tmp_path / 'x3.pt')['budget']['init_weights'] == dict(file=str(w2), steps=2, sha256=sha256_file(w2))
     assert run_cli('train', *common, '--run-name', 'x2', '--save-weights', tmp_path / 'x2.pt')[0] == 0
+    assert run_cli('train', *common, '--run-name', 'x3', '--scale', '3', '--init-weights', w2,
+                   '--save-weights', tmp_path / 'x3.pt')[0] == 2          # the file exists: not overwritten without --force
+    assert run_cli('train', *common, '--run-name', 'x2', '--steps', '3')[0] == 0   # x2 goes on: its file is not x3's start
+    code, err = run_cli('train', *common, '--run-name', 'x3', '--scale', '3', '--init-weights', w2,
+                        '--save-weights', tmp_path / 'x3.pt', '--force')
+    assert code == 2 and 'has changed since' in err and 'Traceback' not in err
+    assert load_checkpoint(tmp_path / 'x3.pt')['budget']['init_weights']['steps'] == 2   # the earlier file is left as it was
     assert load_checkpoint(tmp_path / 'x2.pt')['budget']['init_weights'] is None
+
+def test_the_budget_gives_the_threads_the_parts_trained_with(tmp_path):
+    "A run trained in parts on 1 and then 2 CPU threads: its weights, written from a 3-thread process, say '1/2 threads'."
+    n = torch.get_num_threads()
+    cfg = profile_config('smoke', steps=2, out_dir=str(tmp_path), run_name='r', device='cpu')
+    try:
+        torch.set_num_threads(1); train(cfg, progress=False, stop_after=1)
+        torch.set_num_threads(2); train(cfg, progress=False)
+        torch.set_num_threads(3)
+        assert run_cli('train', '--profile', 'smoke', '--out-dir', tmp_path, '--run-name', 'r', '--device', 'cpu', '--steps', '2',
+                       '--save-weights', tmp_path / 'w.pt')[0] == 0
+    finally: torch.set_num_threads(n)
+    assert load_checkpoint(tmp_path / 'w.pt')['budget']['device'].endswith(', 1/2 threads)')
+    assert '(1 threads)' in (tmp_path / 'r' / 'train.log').read_text()
 
 def test_resume_refuses_another_validation(tmp_path):
     cfg = profile_config('smoke', steps=4, out_dir=str(tmp_path), run_name='r', device='cpu')
