@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_cli.ipynb #c002
 from __future__ import annotations
-import argparse, csv, dataclasses, inspect, json, math, re, sys, typing
+import argparse, csv, dataclasses, inspect, json, math, sys, typing
 from pathlib import Path
 import torch
 from .utils import argument_comments
@@ -68,33 +68,12 @@ def _validation_at(metrics, step):
     with open(metrics) as f: got = [r['psnr'] for r in csv.DictReader(f) if int(r['step']) == step and r['psnr']]
     return float(got[-1]) if got else None
 
-def _threads_trained(run_dir: Path) -> list:
-    "The CPU threads of each part of a run, as its train.log's start and resume lines record them (sorted, each once)."
-    log = run_dir / 'train.log'
-    return sorted({int(n) for n in re.findall(r' on cpu x\d+ \((\d+) threads\)', log.read_text())}) if log.exists() else []
-
-def _init_origin(init_weights, run_dir: Path):
-    """The budget's record of a run's initial weights: {file, steps it had been trained, sha256}; None for a run from the seed.
-    Raises CheckpointError when the file is no longer the one the run began from (the sha256 its train.log wrote then)."""
-    if not init_weights: return None
-    from ikm_nb.checkpoint import load_checkpoint, CheckpointError
-    from ikm_nb.download import sha256_file
-    from ikm_nb.utils import repo_root, display_path
-    path = repo_root() / init_weights   # (an absolute path stays)
-    st, sha, log = load_checkpoint(path), sha256_file(path), run_dir / 'train.log'
-    then = re.search(r'initial weights: .*?sha256 ([0-9a-f]{16})', log.read_text()) if log.exists() else None
-    if then and not sha.startswith(then[1]):
-        raise CheckpointError(f"{display_path(path)} has changed since {display_path(run_dir)} began from it (sha256 "
-                              f"{then[1]}... then, {sha[:16]}... now): the weights' budget could not say where they began; "
-                              "give --init-weights the file the run began from")
-    return dict(file=display_path(path), steps=st.get('step', (st.get('budget') or {}).get('steps')), sha256=sha)
-
 def cmd_train(a):
     """`ikm train`. `a`: the parsed command line (`parser`): the TrainConfig flags it sets override the settings of
     `a.profile` (`profile_config`); the run resumes unless `a.no_resume`, stops after `a.max_seconds` if given, prints its
     summary as JSON, and with `a.save_weights` writes there the weights of its best validation (`a.weights_from` 'best',
     the default; the latest where the run has no validation) or of its last update ('latest'), with their budget."""
-    from ikm_nb.train import TrainConfig, profile_config, train
+    from ikm_nb.train import TrainConfig, profile_config, train, threads_trained, init_origin
     from ikm_nb.checkpoint import save_weights, load_checkpoint, model_from_checkpoint
     from ikm_nb.utils import device_name
     over = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
@@ -104,17 +83,17 @@ def cmd_train(a):
     res = train(cfg, resume=not a.no_resume, max_seconds=a.max_seconds)
     print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in res.items()}, indent=1))
     if a.save_weights:
-        ckpts = Path(res['run_dir']) / 'checkpoints'
+        run_dir = Path(res['run_dir']); ckpts = run_dir / 'checkpoints'
         which = 'best' if a.weights_from == 'best' and (ckpts / 'best.pt').exists() else 'latest'
         st = load_checkpoint(ckpts / f'{which}.pt')
-        threads = '/'.join(map(str, _threads_trained(Path(res['run_dir'])) or [torch.get_num_threads()]))
-        threads = f", {threads} threads" if res['device'] == 'cpu' else ''
+        threads = f", {'/'.join(map(str, threads_trained(run_dir) or [torch.get_num_threads()]))} threads"
+        threads = threads if res['device'] == 'cpu' else ''
         dev = f"{res['device']} ({device_name(res['device'])}{threads})"
         budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr,
                       amp=cfg.amp, seconds=st.get('seconds', round(res['seconds'], 1)),
                       device=dev, weights_from=which, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
-                      val_psnr=_validation_at(Path(res['run_dir']) / 'metrics.csv', st['step']),
-                      init_weights=_init_origin(cfg.init_weights, Path(res['run_dir'])), arch=cfg.arch,
+                      val_psnr=_validation_at(run_dir / 'metrics.csv', st['step']),
+                      init_weights=init_origin(cfg.init_weights, run_dir), arch=cfg.arch,
                       mode=st['model_config'].get('mode'))
         save_weights(a.save_weights, model_from_checkpoint(st), budget=budget)
         print(f"weights written to {a.save_weights}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_train.ipynb #c002
 from __future__ import annotations
-import contextlib, csv, dataclasses, json, math, os, random, sys, time, logging
+import contextlib, csv, dataclasses, json, math, os, random, re, sys, time, logging
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -23,8 +23,8 @@ from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, chec
 # %% auto #0
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'StepBatches', 'step_loader', 'model_config',
            'build_model', 'training_patches', 'data_record', 'file_hashes', 'load_matching_weights',
-           'resolve_channels_last', 'run_name', 'graph_model', 'RunBusyError', 'train', 'dist_info',
-           'setup_distributed']
+           'resolve_channels_last', 'run_name', 'graph_model', 'RunBusyError', 'threads_trained', 'init_origin',
+           'train', 'dist_info', 'setup_distributed']
 
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
@@ -244,8 +244,11 @@ def load_matching_weights(model: nn.Module, # a model built by `build_model` (or
     own = model.state_dict()
     match = {k: v for k, v in state['model'].items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(match, strict=False)
-    step = state.get('step', (state.get('budget') or {}).get('steps'))
-    return dict(loaded=sorted(match), skipped=sorted(set(own) - set(match)), sha256=sha256_file(path), step=step)
+    return dict(loaded=sorted(match), skipped=sorted(set(own) - set(match)), sha256=sha256_file(path), step=_updates_of(state))
+
+def _updates_of(state: dict):
+    "The updates the network of a checkpoint (its step) or of a weights file (its budget's steps) had made; None if unsaid."
+    return state.get('step', (state.get('budget') or {}).get('steps'))
 
 # %% ../nbs/22_train.ipynb #ae480bcb
 def _optimizer(cfg: TrainConfig, model: nn.Module):
@@ -435,6 +438,27 @@ def _init_note(cfg: TrainConfig, init: dict) -> str:
     trained = f"after {init['step']:,} updates, " if init.get('step') is not None else ''
     return (f"initial weights: {len(init['loaded'])} tensors from {cfg.init_weights} ({trained}sha256 {init['sha256'][:16]}), "
             f"{len(init['skipped'])} from the seed: {', '.join(init['skipped']) or 'none'}")
+
+def threads_trained(run_dir: Path) -> list:
+    "The CPU threads of the parts of a run that trained, as its train.log's start and resume lines give them (sorted, each once)."
+    log = run_dir / 'train.log'
+    return sorted({int(n) for n in re.findall(r' on cpu x\d+ \((\d+) threads\)', log.read_text())}) if log.exists() else []
+
+def init_origin(init_weights: str | None, # the run's `init_weights` (relative: to the repository root)
+                run_dir: Path, # the run's folder, whose train.log (`_init_note`) wrote the file's sha256 when the run began
+               ) -> dict | None: # {file, steps: the updates the file's network had made, sha256}; None for a run from the seed
+    """A shipped budget's record of where a run's initial weights came from. Raises CheckpointError when the file is no
+    longer the one the run began from."""
+    if not init_weights: return None
+    from ikm_nb.download import sha256_file
+    path = repo_root() / init_weights   # (an absolute path stays)
+    sha, log = sha256_file(path), run_dir / 'train.log'
+    then = re.search(r'initial weights: .*?sha256 ([0-9a-f]{16})', log.read_text()) if log.exists() else None
+    if then and not sha.startswith(then[1]):
+        raise CheckpointError(f"{display_path(path)} has changed since {display_path(run_dir)} began from it (sha256 "
+                              f"{then[1]}... then, {sha[:16]}... now): the weights' budget could not say where they began; "
+                              "give --init-weights the file the run began from")
+    return dict(file=display_path(path), steps=_updates_of(load_checkpoint(path)), sha256=sha)
 
 def _find_sets(cfg: TrainConfig):
     """The training images of `cfg.train_set`; a missing validation set, which the run would only miss at its first
