@@ -439,7 +439,8 @@ def _init_note(cfg: TrainConfig, init: dict) -> str:
     return (f"initial weights: {len(init['loaded'])} tensors from {cfg.init_weights} ({trained}sha256 {init['sha256'][:16]}), "
             f"{len(init['skipped'])} from the seed: {', '.join(init['skipped']) or 'none'}")
 
-def threads_trained(run_dir: Path) -> list:
+def threads_trained(run_dir: Path, # the run's folder, whose train.log gives each part's threads
+                   ) -> list: # the distinct thread counts, sorted; [] when the log says none
     "The CPU threads of the parts of a run that trained, as its train.log's start and resume lines give them (sorted, each once)."
     log = run_dir / 'train.log'
     return sorted({int(n) for n in re.findall(r' on cpu x\d+ \((\d+) threads\)', log.read_text())}) if log.exists() else []
