@@ -89,12 +89,14 @@ def cmd_train(a):
         threads = f", {'/'.join(map(str, threads_trained(run_dir) or [torch.get_num_threads()]))} threads"
         threads = threads if res['device'] == 'cpu' else ''
         dev = f"{res['device']} ({device_name(res['device'])}{threads})"
+        origin, seconds = init_origin(cfg.init_weights, run_dir), st.get('seconds', round(res['seconds'], 1))
         budget = dict(steps=st['step'], batch=cfg.batch, patch=cfg.patch, train_set=st['data']['train_set'], lr=cfg.lr,
-                      amp=cfg.amp, seconds=st.get('seconds', round(res['seconds'], 1)),
-                      device=dev, weights_from=which, best_psnr=st.get('best_psnr'), val_set=cfg.val_set,
-                      val_psnr=_validation_at(run_dir / 'metrics.csv', st['step']),
-                      init_weights=init_origin(cfg.init_weights, run_dir), arch=cfg.arch,
-                      mode=st['model_config'].get('mode'))
+                      amp=cfg.amp, seconds=seconds, device=dev, weights_from=which, best_psnr=st.get('best_psnr'),
+                      val_set=cfg.val_set, val_psnr=_validation_at(run_dir / 'metrics.csv', st['step']),
+                      init_weights=origin, arch=cfg.arch, mode=st['model_config'].get('mode'),
+                      # from the seed: this run's and those of the weights it began from (a chain of runs)
+                      total_steps=st['step'] + ((origin or {}).get('steps') or 0),
+                      total_seconds=round(seconds + ((origin or {}).get('seconds') or 0), 1))
         save_weights(a.save_weights, model_from_checkpoint(st), budget=budget)
         print(f"weights written to {a.save_weights}")
 

@@ -247,8 +247,10 @@ def load_matching_weights(model: nn.Module, # a model built by `build_model` (or
     return dict(loaded=sorted(match), skipped=sorted(set(own) - set(match)), sha256=sha256_file(path), step=_updates_of(state))
 
 def _updates_of(state: dict):
-    "The updates the network of a checkpoint (its step) or of a weights file (its budget's steps) had made; None if unsaid."
-    return state.get('step', (state.get('budget') or {}).get('steps'))
+    """The updates the network of a checkpoint (its step) or of a weights file had made; None if unsaid. A weights file's
+    budget counts them from the seed (`total_steps`: its run's and those of the weights that run began from)."""
+    b = state.get('budget') or {}
+    return state.get('step', b.get('total_steps', b.get('steps')))
 
 # %% ../nbs/22_train.ipynb #ae480bcb
 def _optimizer(cfg: TrainConfig, model: nn.Module):
@@ -447,9 +449,11 @@ def threads_trained(run_dir: Path, # the run's folder, whose train.log gives eac
 
 def init_origin(init_weights: str | None, # the run's `init_weights` (relative: to the repository root)
                 run_dir: Path, # the run's folder, whose train.log (`_init_note`) wrote the file's sha256 when the run began
-               ) -> dict | None: # {file, steps: the updates the file's network had made, sha256}; None for a run from the seed
-    """A shipped budget's record of where a run's initial weights came from. Raises CheckpointError when the file is no
-    longer the one the run began from."""
+               ) -> dict | None: # {file, steps, seconds, sha256, budget}; None for a run from the seed
+    """A shipped budget's record of where a run's initial weights came from: the file, the updates its network had made
+    since the seed (`_updates_of`) and the training seconds they took (None where the file does not say), its sha256, and
+    its own budget (a weights file's; None for a checkpoint), so that weights trained in a chain of runs carry every
+    run's budget. Raises CheckpointError when the file is no longer the one the run began from."""
     if not init_weights: return None
     from ikm_nb.download import sha256_file
     path = repo_root() / init_weights   # (an absolute path stays)
@@ -459,7 +463,9 @@ def init_origin(init_weights: str | None, # the run's `init_weights` (relative: 
         raise CheckpointError(f"{display_path(path)} has changed since {display_path(run_dir)} began from it (sha256 "
                               f"{then[1]}... then, {sha[:16]}... now): the weights' budget could not say where they began; "
                               "give --init-weights the file the run began from")
-    return dict(file=display_path(path), steps=_updates_of(load_checkpoint(path)), sha256=sha)
+    st = load_checkpoint(path); b = st.get('budget')
+    seconds = st.get('seconds') if 'step' in st else (b or {}).get('total_seconds', (b or {}).get('seconds'))
+    return dict(file=display_path(path), steps=_updates_of(st), seconds=seconds, sha256=sha, budget=b)
 
 def _find_sets(cfg: TrainConfig):
     """The training images of `cfg.train_set`; a missing validation set, which the run would only miss at its first

@@ -75,7 +75,8 @@ def test_save_weights_records_the_initial_weights(tmp_path):
     w2 = tmp_path / 'x2' / 'checkpoints' / 'latest.pt'
     assert run_cli('train', *common, '--run-name', 'x3', '--scale', '3', '--init-weights', w2,
                    '--save-weights', tmp_path / 'x3.pt')[0] == 0
-    assert load_checkpoint(tmp_path / 'x3.pt')['budget']['init_weights'] == dict(file=str(w2), steps=2, sha256=sha256_file(w2))
+    assert load_checkpoint(tmp_path / 'x3.pt')['budget']['init_weights'] == dict(
+        file=str(w2), steps=2, seconds=load_checkpoint(w2)['seconds'], sha256=sha256_file(w2), budget=None)
     assert run_cli('train', *common, '--run-name', 'x2', '--save-weights', tmp_path / 'x2.pt')[0] == 0
     assert run_cli('train', *common, '--run-name', 'x3', '--scale', '3', '--init-weights', w2,
                    '--save-weights', tmp_path / 'x3.pt')[0] == 2          # the file exists: not overwritten without --force
@@ -85,6 +86,23 @@ def test_save_weights_records_the_initial_weights(tmp_path):
     assert code == 2 and 'has changed since' in err and 'Traceback' not in err
     assert load_checkpoint(tmp_path / 'x3.pt')['budget']['init_weights']['steps'] == 2   # the earlier file is left as it was
     assert load_checkpoint(tmp_path / 'x2.pt')['budget']['init_weights'] is None
+
+def test_weights_trained_in_a_chain_of_runs_count_from_the_seed(tmp_path):
+    """Runs a -> b -> c, each beginning from the weights the one before wrote (how the CPU weights are trained, one run per
+    session): c's budget counts the updates and seconds of all three and holds b's budget, which holds a's."""
+    common = ['--profile', 'smoke', '--out-dir', tmp_path, '--device', 'cpu', '--steps', '2']
+    budgets, init = [], []
+    for r, steps in zip('abc', (2, 3, 1)):
+        w = tmp_path / f'{r}.pt'
+        assert run_cli('train', *common, '--run-name', r, '--steps', str(steps), *init,
+                       '--save-weights', w, '--weights-from', 'latest')[0] == 0
+        budgets.append(load_checkpoint(w)['budget']); init = ['--init-weights', w]
+    a, b, c = budgets
+    assert [x['steps'] for x in budgets] == [2, 3, 1] and [x['total_steps'] for x in budgets] == [2, 5, 6]
+    assert c['total_seconds'] == pytest.approx(a['seconds'] + b['seconds'] + c['seconds'], abs=0.11)
+    assert c['init_weights']['budget'] == b and c['init_weights']['budget']['init_weights']['budget'] == a
+    assert c['init_weights']['steps'] == 5 and a['init_weights'] is None
+    assert 'from ' + str(tmp_path / 'b.pt') + ' (after 5 updates' in (tmp_path / 'c' / 'train.log').read_text()
 
 def test_the_budget_gives_the_threads_the_parts_trained_with(tmp_path):
     "A run trained in parts on 1 and then 2 CPU threads: its weights, written from a 3-thread process, say '1/2 threads'."
