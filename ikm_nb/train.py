@@ -24,7 +24,7 @@ from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, chec
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'StepBatches', 'step_loader', 'model_config',
            'build_model', 'training_patches', 'data_record', 'file_hashes', 'load_matching_weights',
            'resolve_channels_last', 'run_name', 'graph_model', 'RunBusyError', 'threads_trained', 'init_origin',
-           'train', 'dist_info', 'setup_distributed']
+           'chain_metrics', 'train', 'dist_info', 'setup_distributed']
 
 # %% ../nbs/22_train.ipynb #c005
 @dataclass
@@ -466,6 +466,18 @@ def init_origin(init_weights: str | None, # the run's `init_weights` (relative: 
     st = load_checkpoint(path); b = st.get('budget')
     seconds = st.get('seconds') if 'step' in st else (b or {}).get('total_seconds', (b or {}).get('seconds'))
     return dict(file=display_path(path), steps=_updates_of(st), seconds=seconds, sha256=sha, budget=b)
+
+def chain_metrics(run_dirs: list, # the runs' folders in order, each run beginning from the weights the one before wrote
+                 ) -> 'pandas.DataFrame': # every run's metrics.csv rows, with `run` and `total_step` (counted from the seed)
+    """The learning curve of a chain of runs (the CPU-trained weights' stages): the rows of each run's metrics.csv in order,
+    `run` its folder's name and `total_step` its step plus the updates the runs before it made (their metrics' last step)."""
+    import pandas as pd
+    parts, before = [], 0
+    for d in map(Path, run_dirs):
+        m = pd.read_csv(d / 'metrics.csv')
+        parts.append(m.assign(run=d.name, total_step=m.step + before))
+        before += int(m.step.iloc[-1]) if len(m) else 0
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=['step', 'run', 'total_step'])
 
 def _find_sets(cfg: TrainConfig):
     """The training images of `cfg.train_set`; a missing validation set, which the run would only miss at its first

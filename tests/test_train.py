@@ -257,3 +257,14 @@ def test_training_seconds_add_up_over_parts(tmp_path):
     second = train(cfg, progress=False)
     s2 = load_checkpoint(Path(second['run_dir']) / 'checkpoints' / 'latest.pt')['seconds']
     assert s2 == pytest.approx(s1 + second['seconds'], abs=0.3) and second['total_seconds'] == pytest.approx(s2, abs=0.3)
+
+
+def test_chain_metrics_counts_updates_from_the_seed(tmp_path):
+    "Three runs of 300, 200 and 100 updates (the last one unfinished): one curve whose updates go on where the run before stopped."
+    from ikm_nb.train import chain_metrics
+    for name, steps in (('a', [100, 200, 300]), ('b', [100, 200]), ('c', [100])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'metrics.csv').write_text('step,loss,psnr\n' + ''.join(f'{s},0.1,\n' for s in steps))
+    m = chain_metrics([tmp_path / r for r in 'abc'])
+    assert list(m.total_step) == [100, 200, 300, 400, 500, 600] and list(m.run) == list('aaabbc')
+    assert list(m.step) == [100, 200, 300, 100, 200, 100]
