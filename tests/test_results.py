@@ -247,3 +247,31 @@ def test_ikm_study_runs_are_whole_and_its_summary_is_theirs():
             from scipy.stats import t as tdist
             sd = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1))
             assert abs(summary.loc[b, 'hi'] - (m + tdist.ppf(0.975, n - 1) * sd / math.sqrt(n))) < 1e-9
+
+
+def test_the_cpu_weights_stages_form_a_chain():
+    """Each finished stage of the CPU-trained weights (`scripts/train_cpu_weights.sh`) wrote the network of its run's last
+    update: the budget of its weights.pt gives the run's updates and last Set5 validation, names the weights of the stage before
+    it (for x3 and x4's first stage, x2's last) with their sha256, counts updates from the seed, and holds no machine path."""
+    import hashlib, re, torch
+    from test_repo import MACHINE_PATH
+    runs = R / 'runs_cpu'
+    files = sorted(runs.glob('cpu_uhdn-ikm_x*_*/weights.pt'))
+    assert files, 'no stage of the CPU-trained weights is finished'
+    last_x2 = sorted(runs.glob('cpu_uhdn-ikm_x2_*/weights.pt'))[-1]
+    for w in files:
+        b = torch.load(w, weights_only=True)['budget']
+        cfg = json.loads((w.parent / 'config.json').read_text())['train']
+        m = pd.read_csv(w.parent / 'metrics.csv')
+        assert b['steps'] == cfg['steps'] == m.step.iloc[-1] and b['lr'] == cfg['lr'], w
+        assert b['val_psnr'] == pytest.approx(m.dropna(subset=['psnr']).psnr.iloc[-1], abs=1e-4), w
+        scale, stage = re.fullmatch(r'cpu_uhdn-ikm_x(\d)_([a-z])', w.parent.name).groups()
+        prev = (runs / f'cpu_uhdn-ikm_x{scale}_{chr(ord(stage) - 1)}' / 'weights.pt' if stage != 'a'
+                else None if scale == '2' else last_x2)
+        if prev is None:
+            assert b['init_weights'] is None and b['total_steps'] == b['steps'], w
+        else:
+            assert b['init_weights']['file'] == prev.relative_to(R.parent).as_posix(), w
+            assert b['init_weights']['sha256'] == hashlib.sha256(prev.read_bytes()).hexdigest(), w
+            assert b['total_steps'] == b['steps'] + torch.load(prev, weights_only=True)['budget']['total_steps'], w
+        assert not MACHINE_PATH.search(json.dumps(b, default=str)), w
