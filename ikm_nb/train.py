@@ -244,13 +244,14 @@ def load_matching_weights(model: nn.Module, # a model built by `build_model` (or
     own = model.state_dict()
     match = {k: v for k, v in state['model'].items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(match, strict=False)
-    return dict(loaded=sorted(match), skipped=sorted(set(own) - set(match)), sha256=sha256_file(path), step=_updates_of(state))
+    return dict(loaded=sorted(match), skipped=sorted(set(own) - set(match)), sha256=sha256_file(path), step=_trained(state)[0])
 
-def _updates_of(state: dict):
-    """The updates the network of a checkpoint (its step) or of a weights file had made; None if unsaid. A weights file's
-    budget counts them from the seed (`total_steps`: its run's and those of the weights that run began from)."""
+def _trained(state: dict) -> tuple:
+    """(updates, training seconds) of the network of a checkpoint (its step and seconds) or of a weights file (its budget,
+    which counts them from the seed: `total_steps`, `total_seconds`); None where the file does not say."""
+    if 'step' in state: return state['step'], state.get('seconds')
     b = state.get('budget') or {}
-    return state.get('step', b.get('total_steps', b.get('steps')))
+    return b.get('total_steps', b.get('steps')), b.get('total_seconds', b.get('seconds'))
 
 # %% ../nbs/22_train.ipynb #ae480bcb
 def _optimizer(cfg: TrainConfig, model: nn.Module):
@@ -451,7 +452,7 @@ def init_origin(init_weights: str | None, # the run's `init_weights` (relative: 
                 run_dir: Path, # the run's folder, whose train.log (`_init_note`) wrote the file's sha256 when the run began
                ) -> dict | None: # {file, steps, seconds, sha256, budget}; None for a run from the seed
     """A shipped budget's record of where a run's initial weights came from: the file, the updates its network had made
-    since the seed (`_updates_of`) and the training seconds they took (None where the file does not say), its sha256, and
+    since the seed (`_trained`) and the training seconds they took (None where the file does not say), its sha256, and
     its own budget (a weights file's; None for a checkpoint), so that weights trained in a chain of runs carry every
     run's budget. Raises CheckpointError when the file is no longer the one the run began from."""
     if not init_weights: return None
@@ -463,9 +464,8 @@ def init_origin(init_weights: str | None, # the run's `init_weights` (relative: 
         raise CheckpointError(f"{display_path(path)} has changed since {display_path(run_dir)} began from it (sha256 "
                               f"{then[1]}... then, {sha[:16]}... now): the weights' budget could not say where they began; "
                               "give --init-weights the file the run began from")
-    st = load_checkpoint(path); b = st.get('budget')
-    seconds = st.get('seconds') if 'step' in st else (b or {}).get('total_seconds', (b or {}).get('seconds'))
-    return dict(file=display_path(path), steps=_updates_of(st), seconds=seconds, sha256=sha, budget=b)
+    st = load_checkpoint(path); steps, seconds = _trained(st)
+    return dict(file=display_path(path), steps=steps, seconds=seconds, sha256=sha, budget=st.get('budget'))
 
 def chain_metrics(run_dirs: list, # the runs' folders in order, each run beginning from the weights the one before wrote
                  ) -> 'pandas.DataFrame': # every run's metrics.csv rows, with `run` and `total_step` (counted from the seed)
