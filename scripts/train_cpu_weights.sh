@@ -17,7 +17,8 @@
 #   scripts/train_cpu_weights.sh SCALE [SECONDS]   train the scale's first unfinished stage for at most SECONDS (default
 #                                                  3300); a stage that makes its last update writes its weights.pt
 #   scripts/train_cpu_weights.sh SCALE status      the stages, and the Set5 validations of those begun
-#   scripts/train_cpu_weights.sh SCALE ship        copy the last stage's weights to ikm_nb/weights/uhdn_xSCALE.pt
+#   scripts/train_cpu_weights.sh SCALE ship        copy the last stage's weights to ikm_nb/weights/uhdn_xSCALE.pt (FORCE=1
+#                                                  where that file holds other weights)
 # FORCE=1 starts over a stage whose logs are here but whose checkpoint is not (trained on a machine that is gone); its old
 # files are moved aside to results/runs_cpu/cpu_uhdn-ikm_xS_L.replaced-TIME/.
 set -euo pipefail
@@ -70,6 +71,10 @@ fi
 if [ "$arg" = ship ]; then   # the last stage's weights, with the budget of the whole chain, become the shipped file
   w="$(dir "$s" "$(last_of "$s")")/weights.pt"
   [ -f "$w" ] || { echo "shipping x$s: $w is missing; train every stage first (scripts/train_cpu_weights.sh $s status)" >&2; exit 2; }
+  t="ikm_nb/weights/uhdn_x$s.pt"
+  if [ -f "$t" ] && ! cmp -s "$w" "$t" && [ "${FORCE:-0}" != 1 ]; then
+    echo "shipping x$s: $t holds other weights; FORCE=1 scripts/train_cpu_weights.sh $s ship replaces them with $w" >&2; exit 2
+  fi
   cp "$w" "ikm_nb/weights/.uhdn_x$s.pt.tmp" && mv "ikm_nb/weights/.uhdn_x$s.pt.tmp" "ikm_nb/weights/uhdn_x$s.pt"
   echo "ikm_nb/weights/uhdn_x$s.pt: $w"; exit 0
 fi

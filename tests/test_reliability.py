@@ -378,3 +378,21 @@ def test_training_images_changed_in_place_are_noticed_on_resume(tmp_path):
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(imgs / '1.png', compress_level=0)
     assert (imgs / '1.png').stat().st_size == size
     with pytest.raises(CheckpointError, match='changed in place'): train(cfg, progress=False)
+
+def test_shipping_cpu_weights_never_replaces_other_weights_without_force(tmp_path):
+    "`scripts/train_cpu_weights.sh S ship` refuses to replace a shipped file that holds other weights unless FORCE=1."
+    import shutil, subprocess
+    (tmp_path / 'scripts').mkdir(); shutil.copy(ROOT / 'scripts' / 'train_cpu_weights.sh', tmp_path / 'scripts')
+    last = tmp_path / 'results' / 'runs_cpu' / 'cpu_uhdn-ikm_x4_f'; last.mkdir(parents=True)
+    (last / 'weights.pt').write_bytes(b'new'); shipped = tmp_path / 'ikm_nb' / 'weights' / 'uhdn_x4.pt'
+    shipped.parent.mkdir(parents=True); shipped.write_bytes(b'old')
+    ship = lambda **env: subprocess.run(['bash', 'scripts/train_cpu_weights.sh', '4', 'ship'], cwd=tmp_path, text=True,
+                                        capture_output=True, env={**os.environ, **env})
+    r = ship()
+    assert r.returncode == 2 and 'FORCE=1' in r.stderr and shipped.read_bytes() == b'old'
+    r = ship(FORCE='1')
+    assert r.returncode == 0 and shipped.read_bytes() == b'new' and list(shipped.parent.iterdir()) == [shipped]
+    assert ship().returncode == 0   # the same weights again: nothing to replace
+    (last / 'weights.pt').unlink()
+    r = ship(FORCE='1')
+    assert r.returncode == 2 and 'train every stage first' in r.stderr and shipped.read_bytes() == b'new'
