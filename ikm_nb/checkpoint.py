@@ -13,7 +13,7 @@ from .utils import atomic_torch_save
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'MAX_PARAMS', 'CheckpointError', 'model_config_dict', 'rng_state', 'set_rng_state', 'save_checkpoint',
            'load_checkpoint', 'check_compatible', 'save_weights', 'with_normalisation', 'model_from_checkpoint',
-           'weights_dir', 'shipped_weights']
+           'weights_dir', 'shipped_weights', 'budget_chain', 'budget_summary']
 
 # %% ../nbs/20_checkpoint.ipynb #c005
 CKPT_FORMAT = 'ikm_nb-checkpoint-1'
@@ -171,6 +171,32 @@ def shipped_weights(scale: int) -> Path:
     if not p.is_file():
         raise CheckpointError(f"no shipped weights for x{scale} ({p} is missing): pass --weights, or train some with `ikm train`")
     return p
+
+# %% ../nbs/20_checkpoint.ipynb #988f6bdc
+def budget_chain(budget: dict | None, # a weights file's `budget` (None or {}: no budget)
+                ) -> list: # the budgets of the runs that made the weights, the first run (from the seed) first
+    "The budget of each run of a chain, following `init_weights` back to the first run whose file records one."
+    chain = []
+    while budget:
+        chain.append(budget)
+        budget = (budget.get('init_weights') or {}).get('budget')
+    return chain[::-1]
+
+def budget_summary(budget: dict | None, # a weights file's `budget`
+                  ) -> dict: # steps, seconds, stages, batch, patch, train_set, lr, amp, device, val_set, val_psnr
+    """A weights file's budget as one row of a table: `steps` and `seconds` from the seed (`total_steps`, `total_seconds`
+    for weights trained in a chain), `stages` the runs the file records, and each setting of those runs: its value where
+    they agree, else their values in order joined by ', ' (the learning rates of a chain, say). `val_psnr` is the last
+    run's validation of these weights (else its best). Keys the file does not record are None."""
+    chain = budget_chain(budget)
+    if not chain: return dict(steps=None, seconds=None, stages=0)
+    last = chain[-1]
+    def one(k):
+        vs = list(dict.fromkeys(b.get(k) for b in chain if b.get(k) is not None))
+        return None if not vs else vs[0] if len(vs) == 1 else ', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)
+    return dict(steps=last.get('total_steps', last.get('steps')), seconds=last.get('total_seconds', last.get('seconds')),
+                stages=len(chain), **{k: one(k) for k in ('batch', 'patch', 'train_set', 'lr', 'amp', 'device', 'val_set')},
+                val_psnr=last['val_psnr'] if last.get('val_psnr') is not None else last.get('best_psnr'))
 
 # %% ../nbs/20_checkpoint.ipynb #70eaf043
 from .utils import document_arguments
