@@ -111,11 +111,31 @@ def test_fig08_cpu_grid_with_three_seeds():
         assert pd.read_csv(R / 'runs' / name / 'metrics.csv').step.max() == 150
 
 
+def shipped_budget(scale):
+    "The budget of the weights shipped now for `scale`, as the tables state it (its chain's updates from the seed)."
+    import torch
+    from ikm_nb.checkpoint import shipped_weights, budget_summary
+    return budget_summary(torch.load(shipped_weights(scale), weights_only=True)['budget'])
+
+
+def test_table1_cpu_evaluates_the_weights_shipped_now():
+    """table1_uhdn's cpu table evaluates the files in ikm_nb/weights/ as they are now: each scale's row states that file's
+    budget (updates from the seed, data, device), so weights shipped without rerunning table1_uhdn fail here."""
+    u = pd.read_csv(R / 'tables' / 'table1_uhdn_cpu.csv')
+    for s in (2, 3, 4):
+        rows = u[(u.source == 'ours: shipped weights') & (u.scale == s)]
+        b = shipped_budget(s)
+        assert list(rows.set) == ['Set5', 'Set14', 'BSD100'], s
+        assert (rows.steps == b['steps']).all() and (rows.train_set == b['train_set']).all() and (rows.device == b['device']).all(), (s, b)
+        assert abs(rows[rows.set == 'Set5'].psnr.item() - b['val_psnr']) < 0.05, (s, b)   # the run's own Set5 validation
+
+
 def test_table2_cpu_shipped_weights_on_the_shipped_sets():
     "table2_sota's cpu table: the shipped x2 U-HDN+IKM on Set5 and Set14, with the budget its file records."
     t = pd.read_csv(R / 'tables' / 'table2_sota_cpu.csv')
     assert list(t.set) == ['Set5', 'Set14'] and (t.method == 'U-HDN+IKM').all()   # BSD100: table1_uhdn's
-    assert (t.source == 'ours: shipped weights').all() and (t.params == 1_390_915).all() and (t.steps == 1000).all()
+    assert (t.source == 'ours: shipped weights').all() and (t.params == 1_390_915).all()
+    assert (t.steps == shipped_budget(2)['steps']).all()   # the file shipped now, its updates counted from the seed
     u = pd.read_csv(R / 'tables' / 'table1_uhdn_cpu.csv')   # the same weights, evaluated by table1_uhdn
     u = u[(u.source == 'ours: shipped weights') & (u.scale == 2)].set_index('set').psnr
     assert all(abs(r.psnr - u[r.set]) < 1e-9 for r in t.itertuples())
