@@ -17,13 +17,14 @@
 #   scripts/train_cpu_weights.sh SCALE [SECONDS]   train the scale's first unfinished stage for at most SECONDS (default
 #                                                  3300); a stage that makes its last update writes its weights.pt
 #   scripts/train_cpu_weights.sh SCALE status      the stages, and the Set5 validations of those begun
-#   scripts/train_cpu_weights.sh SCALE ship        copy the last stage's weights to ikm_nb/weights/uhdn_xSCALE.pt (FORCE=1
-#                                                  where that file holds other weights)
+#   scripts/train_cpu_weights.sh SCALE ship [STAGE]  copy the last stage's weights (or those of the finished STAGE, to ship a
+#                                                  chain's first stages) to ikm_nb/weights/uhdn_xSCALE.pt (FORCE=1 where that
+#                                                  file holds other weights)
 # FORCE=1 starts over a stage whose logs are here but whose checkpoint is not (trained on a machine that is gone); its old
 # files are moved aside to results/runs_cpu/cpu_uhdn-ikm_xS_L.replaced-TIME/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-s=${1:?usage: scripts/train_cpu_weights.sh SCALE [SECONDS | status | ship]}; arg=${2:-3300}
+s=${1:?usage: scripts/train_cpu_weights.sh SCALE [SECONDS | status | ship [STAGE]]}; arg=${2:-3300}
 PY=${PYTHON:-.venv/bin/python}
 # STAGES: scale, stage, updates, learning rate (constant within a stage). x2: 30,000 updates, the rate 2e-4 (the authors' code)
 # halved after 10,000 and 20,000; x3 and x4: 15,000 updates from the x2 network, the rate halved after 5,000 and 10,000.
@@ -69,8 +70,10 @@ if [ "$arg" = status ]; then
   exit 0
 fi
 if [ "$arg" = ship ]; then   # the last stage's weights, with the budget of the whole chain, become the shipped file
-  w="$(dir "$s" "$(last_of "$s")")/weights.pt"
-  [ -f "$w" ] || { echo "shipping x$s: $w is missing; train every stage first (scripts/train_cpu_weights.sh $s status)" >&2; exit 2; }
+  L=${3:-$(last_of "$s")}
+  stages "$s" | cut -d' ' -f1 | grep -qx -- "$L" || { echo "shipping x$s: no stage '$L' (scripts/train_cpu_weights.sh $s status)" >&2; exit 2; }
+  w="$(dir "$s" "$L")/weights.pt"
+  [ -f "$w" ] || { echo "shipping x$s: $w is missing; train the stages up to $L first (scripts/train_cpu_weights.sh $s status)" >&2; exit 2; }
   t="ikm_nb/weights/uhdn_x$s.pt"
   if [ -f "$t" ] && ! cmp -s "$w" "$t" && [ "${FORCE:-0}" != 1 ]; then
     echo "shipping x$s: $t holds other weights; FORCE=1 scripts/train_cpu_weights.sh $s ship replaces them with $w" >&2; exit 2

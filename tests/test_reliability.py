@@ -386,13 +386,18 @@ def test_shipping_cpu_weights_never_replaces_other_weights_without_force(tmp_pat
     last = tmp_path / 'results' / 'runs_cpu' / 'cpu_uhdn-ikm_x4_f'; last.mkdir(parents=True)
     (last / 'weights.pt').write_bytes(b'new'); shipped = tmp_path / 'ikm_nb' / 'weights' / 'uhdn_x4.pt'
     shipped.parent.mkdir(parents=True); shipped.write_bytes(b'old')
-    ship = lambda **env: subprocess.run(['bash', 'scripts/train_cpu_weights.sh', '4', 'ship'], cwd=tmp_path, text=True,
-                                        capture_output=True, env={**os.environ, **env})
+    ship = lambda *stage, **env: subprocess.run(['bash', 'scripts/train_cpu_weights.sh', '4', 'ship', *stage], cwd=tmp_path,
+                                                text=True, capture_output=True, env={**os.environ, **env})
     r = ship()
     assert r.returncode == 2 and 'FORCE=1' in r.stderr and shipped.read_bytes() == b'old'
     r = ship(FORCE='1')
     assert r.returncode == 0 and shipped.read_bytes() == b'new' and list(shipped.parent.iterdir()) == [shipped]
     assert ship().returncode == 0   # the same weights again: nothing to replace
+    r = ship('a', FORCE='1')   # a chain's first stages can be shipped, once finished
+    assert r.returncode == 2 and 'cpu_uhdn-ikm_x4_a/weights.pt is missing' in r.stderr and shipped.read_bytes() == b'new'
+    (last.parent / 'cpu_uhdn-ikm_x4_a').mkdir(); (last.parent / 'cpu_uhdn-ikm_x4_a' / 'weights.pt').write_bytes(b'first')
+    assert ship('a', FORCE='1').returncode == 0 and shipped.read_bytes() == b'first'
+    assert ship('z', FORCE='1').returncode == 2 and shipped.read_bytes() == b'first'
     (last / 'weights.pt').unlink()
     r = ship(FORCE='1')
-    assert r.returncode == 2 and 'train every stage first' in r.stderr and shipped.read_bytes() == b'new'
+    assert r.returncode == 2 and 'train the stages up to f first' in r.stderr and shipped.read_bytes() == b'first'
