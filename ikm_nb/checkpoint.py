@@ -173,6 +173,13 @@ def shipped_weights(scale: int) -> Path:
     return p
 
 # %% ../nbs/20_checkpoint.ipynb #988f6bdc
+def _trained(state: dict) -> tuple:
+    """(updates, training seconds) of the network of a checkpoint (its step and seconds) or of a weights file (its budget,
+    which counts them from the seed: `total_steps`, `total_seconds`); None where the file does not say."""
+    if 'step' in state: return state['step'], state.get('seconds')
+    b = state.get('budget') or {}
+    return b.get('total_steps', b.get('steps')), b.get('total_seconds', b.get('seconds'))
+
 def budget_chain(budget: dict | None, # a weights file's `budget` (None or {}: no budget)
                 ) -> list: # the budgets of the runs that made the weights, the first run (from the seed) first
     "The budget of each run of a chain, following `init_weights` back to the first run whose file records one."
@@ -194,8 +201,8 @@ def budget_summary(budget: dict | None, # a weights file's `budget`
     def one(k):
         vs = list(dict.fromkeys(b.get(k) for b in chain if b.get(k) is not None))
         return None if not vs else vs[0] if len(vs) == 1 else ', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)
-    return dict(steps=last.get('total_steps', last.get('steps')), seconds=last.get('total_seconds', last.get('seconds')),
-                stages=len(chain), **{k: one(k) for k in ('batch', 'patch', 'train_set', 'lr', 'amp', 'device', 'val_set')},
+    steps, seconds = _trained(dict(budget=last))
+    return dict(steps=steps, seconds=seconds, stages=len(chain), **{k: one(k) for k in ('batch', 'patch', 'train_set', 'lr', 'amp', 'device', 'val_set')},
                 val_psnr=last['val_psnr'] if last.get('val_psnr') is not None else last.get('best_psnr'))
 
 # %% ../nbs/20_checkpoint.ipynb #70eaf043

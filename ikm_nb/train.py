@@ -18,7 +18,7 @@ from .ikm import ikm_layers
 from .arch import preset, UHDN
 from .data import SRPatches, ImageSet, find_train_set, DF2K_MEAN, DF2K_STD
 from .checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, check_compatible, model_config_dict,
-                               set_rng_state, with_normalisation)
+                               set_rng_state, with_normalisation, _trained)
 
 # %% auto #0
 __all__ = ['PROFILES', 'MODEL_FIELDS', 'TrainConfig', 'profile_config', 'StepBatches', 'step_loader', 'model_config',
@@ -245,13 +245,6 @@ def load_matching_weights(model: nn.Module, # a model built by `build_model` (or
     match = {k: v for k, v in state['model'].items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(match, strict=False)
     return dict(loaded=sorted(match), skipped=sorted(set(own) - set(match)), sha256=sha256_file(path), step=_trained(state)[0])
-
-def _trained(state: dict) -> tuple:
-    """(updates, training seconds) of the network of a checkpoint (its step and seconds) or of a weights file (its budget,
-    which counts them from the seed: `total_steps`, `total_seconds`); None where the file does not say."""
-    if 'step' in state: return state['step'], state.get('seconds')
-    b = state.get('budget') or {}
-    return b.get('total_steps', b.get('steps')), b.get('total_seconds', b.get('seconds'))
 
 # %% ../nbs/22_train.ipynb #ae480bcb
 def _optimizer(cfg: TrainConfig, model: nn.Module):

@@ -69,17 +69,17 @@ if [ "$arg" = status ]; then
   done < <(stages "$s")
   exit 0
 fi
-if [ "$arg" = ship ]; then   # the last stage's weights, with the budget of the whole chain, become the shipped file
+if [ "$arg" = ship ]; then   # the last (or the named) stage's weights, with the budget of the chain, become the shipped file
   L=${3:-$(last_of "$s")}
   stages "$s" | cut -d' ' -f1 | grep -qx -- "$L" || { echo "shipping x$s: no stage '$L' (scripts/train_cpu_weights.sh $s status)" >&2; exit 2; }
   w="$(dir "$s" "$L")/weights.pt"
   [ -f "$w" ] || { echo "shipping x$s: $w is missing; train the stages up to $L first (scripts/train_cpu_weights.sh $s status)" >&2; exit 2; }
   t="ikm_nb/weights/uhdn_x$s.pt"
   if [ -f "$t" ] && ! cmp -s "$w" "$t" && [ "${FORCE:-0}" != 1 ]; then
-    echo "shipping x$s: $t holds other weights; FORCE=1 scripts/train_cpu_weights.sh $s ship replaces them with $w" >&2; exit 2
+    echo "shipping x$s: $t holds other weights; FORCE=1 scripts/train_cpu_weights.sh $s ship ${3:-} replaces them with $w" >&2; exit 2
   fi
-  cp "$w" "ikm_nb/weights/.uhdn_x$s.pt.tmp" && mv "ikm_nb/weights/.uhdn_x$s.pt.tmp" "ikm_nb/weights/uhdn_x$s.pt"
-  echo "ikm_nb/weights/uhdn_x$s.pt: $w"; exit 0
+  cp "$w" "$t.tmp" && mv "$t.tmp" "$t"
+  echo "$t: $w"; exit 0
 fi
 
 prev=""   # the weights the stage begins from
