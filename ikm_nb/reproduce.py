@@ -8,7 +8,7 @@ import os, re, time, traceback
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
-from .utils import repo_root, atomic_path, atomic_write_text
+from .utils import repo_root, atomic_path, atomic_write_text, device_name
 
 # %% auto #0
 __all__ = ['PROFILES', 'STUDY_PROFILES', 'SHARES_RUNS', 'experiment_notebooks', 'RunRecord', 'compact_streams', 'portable_paths',
@@ -41,6 +41,7 @@ class RunRecord:
     started: str = ''    # when the notebook started (UTC, seconds)
     finished: str = ''   # when it ended (UTC, seconds)
     commit: str = ''     # the repository's commit it ran at ('+changes' when nbs/ or ikm_nb/ differed from it)
+    cpu: str = ''        # the machine's CPU (`device_name('cpu')`): float32 results agree to the digit only on one CPU model
 
 def _git_commit(root: Path) -> str:
     "The short commit of `root`'s checkout, with '+changes' when its nbs/ or ikm_nb/ differ from it; '' outside git."
@@ -141,7 +142,7 @@ def _run_chain(chain: list[tuple[str, Path]], # (name, notebook) pairs, run in t
         started = _now()
         print(f"{started} started {name} (profile {profile})", flush=True)
         r = _run_one(name, nb, profile, out_dir, kernel, cwd, log_output)
-        r.started, r.finished, r.commit = started, _now(), _git_commit(cwd)
+        r.started, r.finished, r.commit, r.cpu = started, _now(), _git_commit(cwd), device_name('cpu')
         print(f"{r.finished} {name}: {r.status} in {r.seconds:.1f} s" + (f": {r.error}" if r.error else ''), flush=True)
         recs.append(r)
     return recs
@@ -180,7 +181,7 @@ def reproduce(profile: str = 'cpu', # 'smoke' | 'cpu' | 'gpu' | 'paper'
               kernel: str | None = None, # Jupyter kernel name (default: the notebook's, python3)
               log_output: bool = False, # stream the notebooks' output
               jobs: int | None = None, # notebooks run at once (processes); None: `default_jobs(profile)`
-             ) -> pd.DataFrame: # one row per notebook: name, profile, status, seconds, output, error, started, finished, commit
+             ) -> pd.DataFrame: # one row per notebook (`RunRecord`'s fields)
     """Run the experiment notebooks through papermill with `profile`, `jobs` at a time (`notebook_chains`); print and save a
     summary, `reproduce_{profile}.csv` beside the results (with `only`, the rows of the notebooks run replace theirs in it)."""
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}: use one of {PROFILES}")

@@ -47,7 +47,7 @@ def test_portable_paths_names_the_shared_folder_relative_to_the_repository(tmp_p
 
 def test_reproduce_only_replaces_its_rows_of_the_summary(tmp_path, monkeypatch):
     """`ikm reproduce --only NAME` keeps the other notebooks' rows of `reproduce_{profile}.csv` (a subset rerun must not erase the
-    record of the full run) and writes when and at which commit each notebook ran."""
+    record of the full run) and writes when, at which commit and on which CPU each notebook ran."""
     import pandas as pd
     import ikm_nb.reproduce as rp
     calls = []
@@ -63,6 +63,8 @@ def test_reproduce_only_replaces_its_rows_of_the_summary(tmp_path, monkeypatch):
     assert got.loc['fig01_ikm_1d', 'seconds'] == 50.0 and got.loc['fig01_ikm_1d', 'commit'] == 'abc1234'
     assert got.loc['table1_bicubic', 'seconds'] == 1.5 and got.loc['table1_bicubic', 'finished'] != '2026-01-01 00:00'
     assert len(got.loc['table1_bicubic', 'commit']) >= 7   # run inside the repository's git checkout
+    from ikm_nb.utils import device_name
+    assert got.loc['table1_bicubic', 'cpu'] == device_name('cpu') and got.loc['fig01_ikm_1d', 'cpu'] == ''   # old rows: unknown
     rp.reproduce('smoke', only='fig01', out_dir=tmp_path / 'fresh')   # no summary yet: only the notebooks run
     assert list(pd.read_csv(tmp_path / 'fresh' / 'reproduce_smoke.csv').name) == ['fig01_ikm_1d']
 
