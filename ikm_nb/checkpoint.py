@@ -202,8 +202,8 @@ def budget_summary(budget: dict | None, # a weights file's `budget`
         vs = list(dict.fromkeys(b.get(k) for b in chain if b.get(k) is not None))
         return None if not vs else vs[0] if len(vs) == 1 else ', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)
     steps, seconds = _trained(dict(budget=last))
-    shared = ('batch', 'patch', 'train_set', 'lr', 'amp', 'device', 'val_set')
-    return dict(steps=steps, seconds=seconds, stages=len(chain), **{k: one(k) for k in shared},
+    settings = ('batch', 'patch', 'train_set', 'lr', 'amp', 'device', 'val_set')
+    return dict(steps=steps, seconds=seconds, stages=len(chain), **{k: one(k) for k in settings},
                 val_psnr=last['val_psnr'] if last.get('val_psnr') is not None else last.get('best_psnr'))
 
 # %% ../nbs/20_checkpoint.ipynb #70eaf043
