@@ -33,11 +33,8 @@ def show(rev, path):
     return pd.read_csv(io.StringIO(r.stdout))
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--force', action='store_true', help=f"replace {OUT.relative_to(ROOT)} if it exists")
-    a = ap.parse_args(argv)
-    if OUT.exists() and not a.force: sys.exit(f"{OUT.relative_to(ROOT)} exists: pass --force to replace it")
+def cross_cpu_table():
+    "The two runs side by side (one row per CPU) and their losses at the logged updates (one column per commit)."
     rows, losses = [], {}
     for rev, cpu in RUNS:
         m, t = show(rev, RUN), show(rev, TABLE)
@@ -45,17 +42,23 @@ def main(argv=None):
         losses[rev] = m.set_index('step').loss
         rows.append(dict(cpu=cpu, commit=rev, steps=int(m.step.max()), final_loss=float(m.loss.iloc[-1]),
                          **{f'psnr_{s}': float(mine.psnr[s]) for s in ('Set5', 'Set14', 'BSD100')}))
-    (a_rev, _), (b_rev, _) = RUNS
-    both = pd.concat([losses[a_rev], losses[b_rev]], axis=1, keys=['a', 'b']).dropna()
-    parted = both.index[both.a != both.b]
+    both = pd.concat([losses[rev] for rev, _ in RUNS], axis=1, keys=[rev for rev, _ in RUNS]).dropna()
+    parted = both.index[both.iloc[:, 0] != both.iloc[:, 1]]
     df = pd.DataFrame(rows).assign(equal_losses_until=int(both.index[both.index < parted.min()].max()) if len(parted) else None,
                                    first_parted_update=int(parted.min()) if len(parted) else None)
+    return df, both
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--force', action='store_true', help=f"replace {OUT.relative_to(ROOT)} if it exists")
+    a = ap.parse_args(argv)
+    if OUT.exists() and not a.force: sys.exit(f"{OUT.relative_to(ROOT)} exists: pass --force to replace it")
+    df, both = cross_cpu_table()
     tmp = OUT.with_suffix('.tmp.csv')
     df.to_csv(tmp, index=False); tmp.replace(OUT)
     print(df.to_string(index=False))
-    first = both.rename(columns=dict(a=a_rev, b=b_rev)).head(6)
-    print(f"\nlosses at the first logged updates (the printed digits):\n{first.to_string()}")
-
+    print(f"\nlosses at the first logged updates (the printed digits):\n{both.head(6).to_string()}")
 
 if __name__ == '__main__':
     main()

@@ -295,3 +295,18 @@ def test_the_cpu_weights_stages_form_a_chain():
             assert b['init_weights']['sha256'] == hashlib.sha256(prev.read_bytes()).hexdigest(), w
             assert b['total_steps'] == b['steps'] + torch.load(prev, weights_only=True)['budget']['total_steps'], w
         assert not MACHINE_PATH.search(json.dumps(b, default=str)), w
+
+
+def test_cross_cpu_table_is_the_committed_runs(monkeypatch):
+    """The README's cross-CPU paragraph reads results/tables/cross_cpu_table1_uhdn.csv: it holds what `benchmarks/cross_cpu.py`
+    computes from the two commits' table1_uhdn runs (losses and PSNR as committed), and the runs did part at some update."""
+    import subprocess
+    monkeypatch.syspath_prepend(str(R.parent / 'benchmarks'))
+    import cross_cpu
+    for rev, _ in cross_cpu.RUNS:
+        if subprocess.run(['git', '-C', str(R.parent), 'cat-file', '-e', f'{rev}^{{commit}}'], capture_output=True).returncode:
+            pytest.skip(f"commit {rev} is not in this clone (a shallow clone)")
+    got, both = cross_cpu.cross_cpu_table()
+    committed = pd.read_csv(R / 'tables' / 'cross_cpu_table1_uhdn.csv')
+    pd.testing.assert_frame_equal(got, committed, check_dtype=False)
+    assert len(both) == 16 and 0 < committed.first_parted_update.iloc[0] <= 800   # 800 updates logged every 50
