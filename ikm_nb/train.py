@@ -531,7 +531,7 @@ def _save(path: Path, model, opt, sched, step: int, cfg: TrainConfig, best, reco
     if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):   # one wait for the GPU
         raise FloatingPointError(f"the weights are not finite after step {step} (loss {loss_v}): lower the learning "
                                  "rate or use amp='off'; no checkpoint of them was written")
-    save_checkpoint(path, model, opt, sched, step, cfg, best, data=record, seconds=round(seconds, 1))
+    save_checkpoint(path, model, opt, sched, step, cfg, best, data=record, seconds=round(seconds, 3))
 
 # %% ../nbs/22_train.ipynb #955a04a3
 def train(cfg: TrainConfig, # every setting (see `profile_config`)
