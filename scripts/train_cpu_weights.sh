@@ -27,22 +27,24 @@ cd "$(dirname "$0")/.."
 s=${1:?usage: scripts/train_cpu_weights.sh SCALE [SECONDS | status | ship [STAGE]]}; arg=${2:-3300}
 PY=${PYTHON:-.venv/bin/python}
 # STAGES: scale, stage, updates, learning rate (constant within a stage). x2: 30,000 updates, the rate 2e-4 (the authors' code)
-# halved after 7,500 and 17,500: at 2e-4 the Set5 validation stopped rising after about 6,000 updates in two runs (stages a-c:
-# 37.35 / 37.41 / 37.39 dB at 6,000 / 7,000 / 7,500; the earlier bf16 run, results/runs_cpu/cpu_uhdn-ikm_x2: 37.39 at 6,000,
-# 37.36 at 10,000). x3 and x4: 15,000 updates from the x2 network, the rate halved after 5,000 and 10,000.
+# halved after 7,500 and 12,500, where the Set5 validation had stopped rising at the rate before, and again after 20,000. At
+# 2e-4 it stopped after about 6,000 updates in two runs (stages a-c: 37.35 / 37.41 / 37.39 dB at 6,000 / 7,000 / 7,500; the
+# earlier bf16 run, results/runs_cpu/cpu_uhdn-ikm_x2: 37.39 at 6,000, 37.36 at 10,000); at 1e-4 within stage d (37.44 / 37.44
+# / 37.45 at 8,500 / 9,500 / 10,000; 37.46 at 11,000 in stage e). x3 and x4: 15,000 updates from the x2 network, the rate
+# halved after 5,000 and 10,000.
 STAGES="
 2 a 2500 2e-4
 2 b 2500 2e-4
 2 c 2500 2e-4
 2 d 2500 1e-4
 2 e 2500 1e-4
-2 f 2500 1e-4
-2 g 2500 1e-4
+2 f 2500 5e-5
+2 g 2500 5e-5
 2 h 2500 5e-5
-2 i 2500 5e-5
-2 j 2500 5e-5
-2 k 2500 5e-5
-2 l 2500 5e-5
+2 i 2500 2.5e-5
+2 j 2500 2.5e-5
+2 k 2500 2.5e-5
+2 l 2500 2.5e-5
 3 a 2500 2e-4
 3 b 2500 2e-4
 3 c 2500 1e-4
