@@ -272,13 +272,14 @@ def test_ikm_study_runs_are_whole_and_its_summary_is_theirs():
 def test_the_cpu_weights_stages_form_a_chain():
     """Each finished stage of the CPU-trained weights (`scripts/train_cpu_weights.sh`) wrote the network of its run's last
     update: the budget of its weights.pt gives the run's updates and last Set5 validation, names the weights of the stage before
-    it (for x3 and x4's first stage, x2's last) with their sha256, counts updates from the seed, and holds no machine path."""
+    it (for x3 and x4's first stage, that of the x2 stage the script names X34_FROM) with their sha256, counts updates from the
+    seed, and holds no machine path."""
     import hashlib, re, torch
     from test_repo import MACHINE_PATH
     runs = R / 'runs_cpu'
     files = sorted(runs.glob('cpu_uhdn-ikm_x*_*/weights.pt'))
     assert files, 'no stage of the CPU-trained weights is finished'
-    last_x2 = sorted(runs.glob('cpu_uhdn-ikm_x2_*/weights.pt'))[-1]
+    x34_from = re.search(r'^X34_FROM=([a-z])$', (R.parent / 'scripts' / 'train_cpu_weights.sh').read_text(), re.M).group(1)
     for w in files:
         b = torch.load(w, weights_only=True)['budget']
         cfg = json.loads((w.parent / 'config.json').read_text())['train']
@@ -287,7 +288,7 @@ def test_the_cpu_weights_stages_form_a_chain():
         assert b['val_psnr'] == pytest.approx(m.dropna(subset=['psnr']).psnr.iloc[-1], abs=1e-4), w
         scale, stage = re.fullmatch(r'cpu_uhdn-ikm_x(\d)_([a-z])', w.parent.name).groups()
         prev = (runs / f'cpu_uhdn-ikm_x{scale}_{chr(ord(stage) - 1)}' / 'weights.pt' if stage != 'a'
-                else None if scale == '2' else last_x2)
+                else None if scale == '2' else runs / f'cpu_uhdn-ikm_x2_{x34_from}' / 'weights.pt')
         if prev is None:
             assert b['init_weights'] is None and b['total_steps'] == b['steps'], w
         else:
