@@ -31,7 +31,8 @@ PY=${PYTHON:-.venv/bin/python}
 # 2e-4 it stopped after about 6,000 updates in two runs (stages a-c: 37.35 / 37.41 / 37.39 dB at 6,000 / 7,000 / 7,500; the
 # earlier bf16 run, results/runs_cpu/cpu_uhdn-ikm_x2: 37.39 at 6,000, 37.36 at 10,000); at 1e-4 within stage d (37.44 / 37.44
 # / 37.45 at 8,500 / 9,500 / 10,000; 37.46 at 11,000 in stage e). x3 and x4: 15,000 updates from the x2 network, the rate
-# halved after 5,000 and 10,000.
+# halved after 5,000 and 10,000, in stages of 1,250 updates: trained side by side, one thread each, at about 4 s per update,
+# a stage ends within one working session, so no more than a session's work is lost with a machine.
 STAGES="
 2 a 2500 2e-4
 2 b 2500 2e-4
@@ -45,18 +46,30 @@ STAGES="
 2 j 2500 2.5e-5
 2 k 2500 2.5e-5
 2 l 2500 2.5e-5
-3 a 2500 2e-4
-3 b 2500 2e-4
-3 c 2500 1e-4
-3 d 2500 1e-4
-3 e 2500 5e-5
-3 f 2500 5e-5
-4 a 2500 2e-4
-4 b 2500 2e-4
-4 c 2500 1e-4
-4 d 2500 1e-4
-4 e 2500 5e-5
-4 f 2500 5e-5"
+3 a 1250 2e-4
+3 b 1250 2e-4
+3 c 1250 2e-4
+3 d 1250 2e-4
+3 e 1250 1e-4
+3 f 1250 1e-4
+3 g 1250 1e-4
+3 h 1250 1e-4
+3 i 1250 5e-5
+3 j 1250 5e-5
+3 k 1250 5e-5
+3 l 1250 5e-5
+4 a 1250 2e-4
+4 b 1250 2e-4
+4 c 1250 2e-4
+4 d 1250 2e-4
+4 e 1250 1e-4
+4 f 1250 1e-4
+4 g 1250 1e-4
+4 h 1250 1e-4
+4 i 1250 5e-5
+4 j 1250 5e-5
+4 k 1250 5e-5
+4 l 1250 5e-5"
 # X34_FROM: the x2 stage whose weights x3 and x4 begin from. Stage e (12,500 updates) rather than x2's last: the x2 network
 # gained 0.02 dB on Set5 from 8,500 to 11,000 updates, while the shipped x3 and x4 were 1,000-update networks 1.7 and 1.9 dB
 # below VDSR on Set5; so x3 and x4 are trained first, and x2's stages f-l after them.
