@@ -381,9 +381,10 @@ def test_training_images_changed_in_place_are_noticed_on_resume(tmp_path):
 
 def test_shipping_cpu_weights_never_replaces_other_weights_without_force(tmp_path):
     "`scripts/train_cpu_weights.sh S ship` refuses to replace a shipped file that holds other weights unless FORCE=1."
-    import shutil, subprocess
+    import re, shutil, subprocess
     (tmp_path / 'scripts').mkdir(); shutil.copy(ROOT / 'scripts' / 'train_cpu_weights.sh', tmp_path / 'scripts')
-    last = tmp_path / 'results' / 'runs_cpu' / 'cpu_uhdn-ikm_x4_f'; last.mkdir(parents=True)
+    L = re.findall(r'^4 ([a-z]) \d+ ', (ROOT / 'scripts' / 'train_cpu_weights.sh').read_text(), re.M)[-1]   # x4's last stage
+    last = tmp_path / 'results' / 'runs_cpu' / f'cpu_uhdn-ikm_x4_{L}'; last.mkdir(parents=True)
     (last / 'weights.pt').write_bytes(b'new'); shipped = tmp_path / 'ikm_nb' / 'weights' / 'uhdn_x4.pt'
     shipped.parent.mkdir(parents=True); shipped.write_bytes(b'old')
     ship = lambda *stage, **env: subprocess.run(['bash', 'scripts/train_cpu_weights.sh', '4', 'ship', *stage], cwd=tmp_path,
@@ -400,4 +401,4 @@ def test_shipping_cpu_weights_never_replaces_other_weights_without_force(tmp_pat
     assert ship('z', FORCE='1').returncode == 2 and shipped.read_bytes() == b'first'
     (last / 'weights.pt').unlink()
     r = ship(FORCE='1')
-    assert r.returncode == 2 and 'train the stages up to f first' in r.stderr and shipped.read_bytes() == b'first'
+    assert r.returncode == 2 and f'train the stages up to {L} first' in r.stderr and shipped.read_bytes() == b'first'
