@@ -13,7 +13,7 @@ from .utils import atomic_torch_save
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'MAX_PARAMS', 'CheckpointError', 'model_config_dict', 'rng_state', 'set_rng_state', 'save_checkpoint',
            'load_checkpoint', 'check_compatible', 'save_weights', 'with_normalisation', 'model_from_checkpoint',
-           'weights_dir', 'shipped_weights', 'budget_chain', 'budget_summary']
+           'weights_dir', 'shipped_weights', 'budget_chain', 'budget_summary', 'budget_words']
 
 # %% ../nbs/20_checkpoint.ipynb #c005
 CKPT_FORMAT = 'ikm_nb-checkpoint-1'
@@ -190,11 +190,15 @@ def budget_chain(budget: dict | None, # a weights file's `budget` (None or {}: n
     return chain[::-1]
 
 def budget_summary(budget: dict | None, # a weights file's `budget`
-                  ) -> dict: # steps, seconds, stages, batch, patch, train_set, lr, amp, device, val_set, val_psnr
+                   scale: int | None = None, # the scale of the weights' network (their `model_config`'s); None: not asked
+                  ) -> dict: # steps, seconds, stages, batch, patch, train_set, lr, amp, device, val_set, val_psnr,
+                             # pretrain_scale, pretrain_steps
     """A weights file's budget as one row of a table: `steps` and `seconds` from the seed (`total_steps`, `total_seconds`
     for weights trained in a chain), `stages` the runs the file records, and each setting of those runs: its value where
     they agree, else their values in order joined by ', ' (the learning rates of a chain, say). `val_psnr` is the last
-    run's validation of these weights (else its best). Keys the file does not record are None."""
+    run's validation of these weights (else its best). Where the chain began from a network of another scale than `scale`
+    (x3 and x4 from x2's, as EDSR trains them), `pretrain_scale` is that scale and `pretrain_steps` the updates of
+    `steps` made before the chain changed scale; else both are None. Keys the file does not record are None."""
     chain = budget_chain(budget)
     if not chain: return dict(steps=None, seconds=None, stages=0)
     last = chain[-1]
@@ -203,8 +207,21 @@ def budget_summary(budget: dict | None, # a weights file's `budget`
         return None if not vs else vs[0] if len(vs) == 1 else ', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)
     steps, seconds = _trained(dict(budget=last))
     settings = ('batch', 'patch', 'train_set', 'lr', 'amp', 'device', 'val_set')
+    inits = [b['init_weights'] for b in chain[::-1] if b.get('init_weights')]   # the last change of scale first
+    pre = next(((i['scale'], i['steps']) for i in inits if scale and i.get('scale') not in (None, scale)), (None, None))
     return dict(steps=steps, seconds=seconds, stages=len(chain), **{k: one(k) for k in settings},
-                val_psnr=last['val_psnr'] if last.get('val_psnr') is not None else last.get('best_psnr'))
+                val_psnr=last['val_psnr'] if last.get('val_psnr') is not None else last.get('best_psnr'),
+                pretrain_scale=pre[0], pretrain_steps=pre[1])
+
+def budget_words(s, # a `budget_summary`, or a table row with its keys (NaN, as pandas reads a missing value, is absent)
+                 scale: int | None = None, # the weights' scale, to name after the device; None: not named
+                ) -> str: # '13,750 updates on 291 (cpu ...) at x3, the first 12,500 of them at x2'
+    """A weights file's budget in the words of the tables and the README: its updates from the seed, training images and
+    device, and, for a network begun from one of another scale, how many of those updates were made at that scale."""
+    given = lambda k: s.get(k) is not None and s.get(k) == s.get(k)   # neither None nor NaN
+    text = f"{int(s['steps']):,} updates on {s['train_set']} ({s['device']})" + (f" at x{int(scale)}" if scale else '')
+    return text + (f", the first {int(s['pretrain_steps']):,} of them at x{int(s['pretrain_scale'])}"
+                   if given('pretrain_scale') else '')
 
 # %% ../nbs/20_checkpoint.ipynb #70eaf043
 from .utils import document_arguments

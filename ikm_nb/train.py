@@ -443,11 +443,12 @@ def threads_trained(run_dir: Path, # the run's folder, whose train.log gives eac
 
 def init_origin(init_weights: str | None, # the run's `init_weights` (relative: to the repository root)
                 run_dir: Path, # the run's folder, whose train.log (`_init_note`) wrote the file's sha256 when the run began
-               ) -> dict | None: # {file, steps, seconds, sha256, budget}; None for a run from the seed
+               ) -> dict | None: # {file, steps, seconds, sha256, scale, budget}; None for a run from the seed
     """A shipped budget's record of where a run's initial weights came from: the file, the updates its network had made
-    since the seed (`_trained`) and the training seconds they took (None where the file does not say), its sha256, and
-    its own budget (a weights file's; None for a checkpoint), so that weights trained in a chain of runs carry every
-    run's budget. Raises CheckpointError when the file is no longer the one the run began from."""
+    since the seed (`_trained`) and the training seconds they took (None where the file does not say), its sha256, the
+    scale of its network (x3 and x4 may begin from x2's), and its own budget (a weights file's; None for a checkpoint), so
+    that weights trained in a chain of runs carry every run's budget. Raises CheckpointError when the file is no longer
+    the one the run began from."""
     if not init_weights: return None
     from ikm_nb.download import sha256_file
     path = repo_root() / init_weights   # (an absolute path stays)
@@ -458,14 +459,18 @@ def init_origin(init_weights: str | None, # the run's `init_weights` (relative: 
                               f"{then[1]}... then, {sha[:16]}... now): the weights' budget could not say where they began; "
                               "give --init-weights the file the run began from")
     st = load_checkpoint(path); steps, seconds = _trained(st)
-    return dict(file=display_path(path), steps=steps, seconds=seconds, sha256=sha, budget=st.get('budget'))
+    return dict(file=display_path(path), steps=steps, seconds=seconds, sha256=sha,
+                scale=(st.get('model_config') or {}).get('scale'), budget=st.get('budget'))
 
 def chain_metrics(run_dirs: list, # the runs' folders in order, each run beginning from the weights the one before wrote
                  ) -> 'pandas.DataFrame': # every run's metrics.csv rows, with `run` and `total_step` (counted from the seed)
     """The learning curve of a chain of runs (the CPU-trained weights' stages): the rows of each run's metrics.csv in order,
-    `run` its folder's name and `total_step` its step plus the updates the runs before it made (their metrics' last step)."""
+    `run` its folder's name and `total_step` its step plus the updates the runs before it made (their metrics' last step)
+    and those of the network the first run began from (its config.json's `init_weights`: x3 and x4 begin from x2's)."""
     import pandas as pd
-    parts, before = [], 0
+    first = Path(run_dirs[0]) / 'config.json' if run_dirs else None
+    init = json.loads(first.read_text())['train'].get('init_weights') if first and first.exists() else None
+    parts, before = [], (_trained(load_checkpoint(repo_root() / init))[0] or 0) if init else 0
     for d in map(Path, run_dirs):
         m = pd.read_csv(d / 'metrics.csv')
         parts.append(m.assign(run=d.name, total_step=m.step + before))

@@ -68,15 +68,16 @@ def test_save_weights_from_the_best_validation_or_the_last_update(tmp_path):
     assert load_checkpoint(tmp_path / 'latest.pt')['budget']['steps'] == 4
 
 def test_save_weights_records_the_initial_weights(tmp_path):
-    "Shipped x3 weights started from an x2 network say which: its file, the updates it had made and its sha256."
+    "Shipped x3 weights started from an x2 network say which: its file, the updates it had made, its sha256 and scale."
     from ikm_nb.download import sha256_file
+    from ikm_nb.checkpoint import budget_summary
     common = ['--profile', 'smoke', '--out-dir', tmp_path, '--device', 'cpu', '--steps', '2']
     assert run_cli('train', *common, '--run-name', 'x2')[0] == 0
     w2 = tmp_path / 'x2' / 'checkpoints' / 'latest.pt'
     assert run_cli('train', *common, '--run-name', 'x3', '--scale', '3', '--init-weights', w2,
                    '--save-weights', tmp_path / 'x3.pt')[0] == 0
     assert load_checkpoint(tmp_path / 'x3.pt')['budget']['init_weights'] == dict(
-        file=str(w2), steps=2, seconds=load_checkpoint(w2)['seconds'], sha256=sha256_file(w2), budget=None)
+        file=str(w2), steps=2, seconds=load_checkpoint(w2)['seconds'], sha256=sha256_file(w2), scale=2, budget=None)
     assert run_cli('train', *common, '--run-name', 'x2', '--save-weights', tmp_path / 'x2.pt')[0] == 0
     assert run_cli('train', *common, '--run-name', 'x3', '--scale', '3', '--init-weights', w2,
                    '--save-weights', tmp_path / 'x3.pt')[0] == 2          # the file exists: not overwritten without --force
@@ -86,6 +87,8 @@ def test_save_weights_records_the_initial_weights(tmp_path):
     assert code == 2 and 'has changed since' in err and 'Traceback' not in err
     assert load_checkpoint(tmp_path / 'x3.pt')['budget']['init_weights']['steps'] == 2   # the earlier file is left as it was
     assert load_checkpoint(tmp_path / 'x2.pt')['budget']['init_weights'] is None
+    s = budget_summary(load_checkpoint(tmp_path / 'x3.pt')['budget'], scale=3)   # the tables' row: 4 updates, 2 at x2
+    assert (s['steps'], s['pretrain_scale'], s['pretrain_steps']) == (4, 2, 2)
 
 def test_weights_trained_in_a_chain_of_runs_count_from_the_seed(tmp_path):
     """Runs a -> b -> c, each beginning from the weights the one before wrote (how the CPU weights are trained, one run per

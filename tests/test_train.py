@@ -1,5 +1,5 @@
 """Training engine: resume after a real SIGKILL, DDP equivalence, bad checkpoints."""
-import os, signal, subprocess, sys, time, csv
+import os, signal, subprocess, sys, time, csv, json
 from pathlib import Path
 import pytest, torch
 from ikm_nb.checkpoint import load_checkpoint, CheckpointError, save_checkpoint, model_from_checkpoint
@@ -260,7 +260,8 @@ def test_training_seconds_add_up_over_parts(tmp_path):
 
 
 def test_chain_metrics_counts_updates_from_the_seed(tmp_path):
-    "Three runs of 300, 200 and 100 updates (the last one unfinished): one curve whose updates go on where the run before stopped."
+    """Three runs of 300, 200 and 100 updates (the last one unfinished): one curve whose updates go on where the run before
+    stopped, and begin where the network the first run began from had stopped."""
     from ikm_nb.train import chain_metrics
     for name, steps in (('a', [100, 200, 300]), ('b', [100, 200]), ('c', [100])):
         (tmp_path / name).mkdir()
@@ -268,3 +269,6 @@ def test_chain_metrics_counts_updates_from_the_seed(tmp_path):
     m = chain_metrics([tmp_path / r for r in 'abc'])
     assert list(m.total_step) == [100, 200, 300, 400, 500, 600] and list(m.run) == list('aaabbc')
     assert list(m.step) == [100, 200, 300, 100, 200, 100]
+    w = 'results/runs_cpu/cpu_uhdn-ikm_x2_a/weights.pt'   # 2,500 updates from the seed (committed): an x3 chain's start, say
+    (tmp_path / 'a' / 'config.json').write_text(json.dumps(dict(train=dict(init_weights=w))))
+    assert list(chain_metrics([tmp_path / r for r in 'abc']).total_step) == [2600, 2700, 2800, 2900, 3000, 3100]
