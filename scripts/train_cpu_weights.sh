@@ -70,10 +70,10 @@ STAGES="
 4 j 1250 5e-5
 4 k 1250 5e-5
 4 l 1250 5e-5"
-# X34_FROM: the x2 stage whose weights x3 and x4 begin from. Stage e (12,500 updates) rather than x2's last: the x2 network
+# X34_FROM: the x2 stage whose weights x3 and x4 begin from. Stage d (10,000 updates) rather than x2's last: the x2 network
 # gained 0.02 dB on Set5 from 8,500 to 11,000 updates, while the shipped x3 and x4 were 1,000-update networks 1.7 and 1.9 dB
-# below VDSR on Set5; so x3 and x4 are trained first, and x2's stages f-l after them.
-X34_FROM=e
+# below VDSR on Set5; so x3 and x4 are trained first, and x2's stages e-l after them.
+X34_FROM=d
 case "$s" in 2|3|4) ;; *) echo "SCALE must be 2, 3 or 4 (got '$s')" >&2; exit 2;; esac
 [[ "$arg" =~ ^(status|ship|[0-9]+)$ ]] || { echo "the second argument must be SECONDS, status or ship (got '$arg')" >&2; exit 2; }
 dir() { echo "results/runs_cpu/cpu_uhdn-ikm_x$1_$2"; }
