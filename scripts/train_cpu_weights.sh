@@ -31,8 +31,9 @@ PY=${PYTHON:-.venv/bin/python}
 # 2e-4 it stopped after about 6,000 updates in two runs (stages a-c: 37.35 / 37.41 / 37.39 dB at 6,000 / 7,000 / 7,500; the
 # earlier bf16 run, results/runs_cpu/cpu_uhdn-ikm_x2: 37.39 at 6,000, 37.36 at 10,000); at 1e-4 within stage d (37.44 / 37.44
 # / 37.45 at 8,500 / 9,500 / 10,000; 37.46 at 11,000 in stage e). x3 and x4: 15,000 updates from the x2 network, the rate
-# halved after 5,000 and 10,000, in stages of 1,250 updates: trained side by side, one thread each, at about 4 s per update,
-# a stage ends within one working session, so no more than a session's work is lost with a machine.
+# halved after 5,000 and 10,000, in stages of 1,250 updates: trained side by side, one thread each (5.3 and 6.3 s per update
+# on a 2-core Intel Xeon in float32), a stage ends within one working session, so no more than a session's work is lost with a
+# machine.
 STAGES="
 2 a 2500 2e-4
 2 b 2500 2e-4
