@@ -195,7 +195,8 @@ def budget_summary(budget: dict | None, # a weights file's `budget`
                              # pretrain_scale, pretrain_steps
     """A weights file's budget as one row of a table: `steps` and `seconds` from the seed (`total_steps`, `total_seconds`
     for weights trained in a chain), `stages` the runs the file records, and each setting of those runs: its value where
-    they agree, else their values in order joined by ', ' (the learning rates of a chain, say). `val_psnr` is the last
+    they agree, else their values in order joined by ', ', each once where runs in a row agree (the learning rates of a
+    chain, say). `val_psnr` is the last
     run's validation of these weights (else its best). Where the chain began from a network of another scale than `scale`
     (x3 and x4 from x2's, as EDSR trains them), `pretrain_scale` is that scale and `pretrain_steps` the updates of
     `steps` made before the chain changed scale; else both are None. Keys the file does not record are None."""
@@ -203,7 +204,8 @@ def budget_summary(budget: dict | None, # a weights file's `budget`
     if not chain: return dict(steps=None, seconds=None, stages=0)
     last = chain[-1]
     def one(k):
-        vs = list(dict.fromkeys(b.get(k) for b in chain if b.get(k) is not None))
+        vs = [v for v in (b.get(k) for b in chain) if v is not None]
+        vs = [v for i, v in enumerate(vs) if i == 0 or v != vs[i - 1]]   # runs in a row that agree, once
         return None if not vs else vs[0] if len(vs) == 1 else ', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)
     steps, seconds = _trained(dict(budget=last))
     settings = ('batch', 'patch', 'train_set', 'lr', 'amp', 'device', 'val_set')
