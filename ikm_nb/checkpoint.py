@@ -196,10 +196,10 @@ def budget_summary(budget: dict | None, # a weights file's `budget`
     """A weights file's budget as one row of a table: `steps` and `seconds` from the seed (`total_steps`, `total_seconds`
     for weights trained in a chain), `stages` the runs the file records, and each setting of those runs: its value where
     they agree, else their values in order joined by ', ', each once where runs in a row agree (the learning rates of a
-    chain, say). `val_psnr` is the last
-    run's validation of these weights (else its best). Where the chain began from a network of another scale than `scale`
-    (x3 and x4 from x2's, as EDSR trains them), `pretrain_scale` is that scale and `pretrain_steps` the updates of
-    `steps` made before the chain changed scale; else both are None. Keys the file does not record are None."""
+    chain, say). `val_psnr` is the last run's validation of these weights (else its best). Where the chain began from a
+    network of another scale than `scale` (x3 and x4 from x2's, as EDSR trains them), `pretrain_scale` is that scale and
+    `pretrain_steps` the updates of `steps` made before the chain changed scale; else both are None. Keys the file does
+    not record are None."""
     chain = budget_chain(budget)
     if not chain: return dict(steps=None, seconds=None, stages=0)
     last = chain[-1]
