@@ -217,11 +217,13 @@ def budget_summary(budget: dict | None, # a weights file's `budget`
 
 def budget_words(s, # a `budget_summary`, or a table row with its keys (NaN, as pandas reads a missing value, is absent)
                  scale: int | None = None, # the weights' scale, to name after the device; None: not named
+                 batch: bool = False, # name the batch size too ('updates of 16 on')
                 ) -> str: # '13,750 updates on 291 (cpu ...) at x3, the first 12,500 of them at x2'
     """A weights file's budget in the words of the tables and the README: its updates from the seed, training images and
     device, and, for a network begun from one of another scale, how many of those updates were made at that scale."""
     given = lambda k: s.get(k) is not None and s.get(k) == s.get(k)   # neither None nor NaN
-    text = f"{int(s['steps']):,} updates on {s['train_set']} ({s['device']})" + (f" at x{int(scale)}" if scale else '')
+    of = f" of {s['batch']}" if batch else ''
+    text = f"{int(s['steps']):,} updates{of} on {s['train_set']} ({s['device']})" + (f" at x{int(scale)}" if scale else '')
     return text + (f", the first {int(s['pretrain_steps']):,} of them at x{int(s['pretrain_scale'])}"
                    if given('pretrain_scale') else '')
 
